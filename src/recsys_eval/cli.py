@@ -1,0 +1,49 @@
+"""The `recsys-eval` command line: one sub-command per module in `recsys_eval.commands`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from recsys_eval import __version__
+from recsys_eval.commands import load as load_cmd
+from recsys_eval.commands import run as run_cmd
+from recsys_eval.commands import show as show_cmd
+from recsys_eval.commands import validate as validate_cmd
+from recsys_eval.errors import EXIT_ERROR, RecsysEvalError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recsys-eval",
+        description="Validate, load and evaluate recommender logs (exposures, outcomes, "
+        "assignments) with dbt + DuckDB.",
+    )
+    parser.add_argument("--version", action="version", version=f"recsys-eval {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module in (validate_cmd, load_cmd, run_cmd, show_cmd):
+        module.register(sub)
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(func=lambda _args: print(__version__) or 0)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except RecsysEvalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: nothing was written", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

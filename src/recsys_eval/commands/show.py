@@ -1,0 +1,83 @@
+"""`recsys-eval show REPORT`: a readable text summary of a report.v1 JSON file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from recsys_eval.errors import RecsysEvalError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("show", help="print a readable summary of a report JSON")
+    p.add_argument("report", type=Path)
+    p.set_defaults(func=main)
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = [
+        f"run {report.get('run_id', '?')}  mode {report.get('mode', '?')}  "
+        f"created {report.get('created_at', '?')}",
+        f"cases evaluated: {report.get('summary', {}).get('cases_evaluated', 0)}",
+    ]
+    dq = report.get("data_quality")
+    if dq:
+        lines.append("")
+        lines.append("data quality")
+        for name in ("exposure", "outcome", "assignment"):
+            block = dq.get(f"{name}_completeness")
+            if block:
+                lines.append(
+                    f"  {name + 's':<12} {block['total']:>8} rows  {block['missing']:>6} missing "
+                    f"({_pct(block['missing_rate'])})"
+                )
+        join = dq.get("join_integrity", {})
+        lines.append(
+            f"  joins        exposure join rate {_pct(join.get('exposure_join_rate', 0))}, "
+            f"outcome join rate {_pct(join.get('outcome_join_rate', 0))}"
+        )
+        if join.get("assignments_count"):
+            lines.append(
+                f"               assignments {join['assignments_count']}, assignment join rate "
+                f"{_pct(join.get('assignment_join_rate', 0))}"
+            )
+        if join.get("duplicate_exposure_request_ids"):
+            lines.append(
+                f"               duplicate exposure request_ids: "
+                f"{join['duplicate_exposure_request_ids']} (a logging bug)"
+            )
+        failing = [c for c in dq.get("checks", []) if c.get("failing_rows")]
+        if failing:
+            lines.append("  checks with findings:")
+            for c in failing:
+                lines.append(
+                    f"    [{c['severity']}] {c['check_name']}: {c['failing_rows']} of "
+                    f"{c['total_rows']} ({_pct(c['failing_rate'])})"
+                )
+    executive = report.get("summary", {}).get("executive", {})
+    if executive.get("next_steps"):
+        lines.append("")
+        lines.append("next steps")
+        lines += [f"  - {s}" for s in executive["next_steps"]]
+    if report.get("warnings"):
+        lines.append("")
+        lines.append("warnings")
+        lines += [f"  - {w}" for w in report["warnings"]]
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        report = json.loads(args.report.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecsysEvalError(f"report not found: {args.report}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecsysEvalError(f"{args.report}: not a JSON report: {exc}") from None
+    print(render(report))
+    return 0

@@ -1,0 +1,491 @@
+"""Strict loading of the reference's YAML files: the dataset config and the eval config.
+
+Every key of the reference (its §9) is accepted with its type; an unknown key, a wrong type or
+a second YAML document is an error that names the file and the key's path, e.g.
+`config.yaml: offline.metrics[0].kk: unknown key (known: k, name)`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from recsys_eval.errors import ConfigError
+
+MODES = ("offline", "experiment", "ope", "interleaving", "aa-check")
+SOURCE_TYPES = ("jsonl", "postgres", "duckdb")
+# Identifiers that reach SQL (slice keys, experiment ids, variant names) must look like this.
+SAFE_KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+
+
+# --- the shape of the two files ---------------------------------------------------------------
+class ListOf:
+    def __init__(self, item: Any) -> None:
+        self.item = item
+
+
+class MapOf:
+    """A mapping with free string keys and values of one type."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+SOURCE = {"type": str, "path": str, "dsn": str, "query": str}
+
+DATASET_SPEC: dict[str, Any] = {
+    "exposures": SOURCE,
+    "outcomes": SOURCE,
+    "assignments": SOURCE,
+    "interleaving": {"ranker_a": SOURCE, "ranker_b": SOURCE, "outcomes": SOURCE},
+}
+
+_WINDOW = {"start": str, "end": str}
+
+EVAL_SPEC: dict[str, Any] = {
+    "mode": str,
+    "offline": {
+        "metrics": ListOf({"name": str, "k": int}),
+        "slice_keys": ListOf(str),
+        "gates": ListOf({"metric": str, "max_drop": float}),
+        "time_split": {"train": _WINDOW, "test": _WINDOW},
+        "bootstrap": {"enabled": bool, "iterations": int, "seed": int, "ci_level": float},
+        "history_dir": str,
+    },
+    "experiment": {
+        "experiment_id": str,
+        "slice_keys": ListOf(str),
+        "guardrails": {
+            "max_latency_p95_ms": float,
+            "max_error_rate": float,
+            "max_empty_rate": float,
+        },
+        "control_variant": str,
+        "primary_metrics": ListOf(str),
+        "cuped": {"enabled": bool, "covariate_key": str},
+        "power": {
+            "metric": str,
+            "baseline_rate": float,
+            "mde": float,
+            "alpha": float,
+            "power": float,
+            "daily_samples": int,
+        },
+        "multiple_comparisons": {"method": str, "alpha": float},
+        "srm": {
+            "enabled": bool,
+            "alpha": float,
+            "min_sample": int,
+            "expected": MapOf(float),
+            "slice_keys": ListOf(str),
+            "gate_enabled": bool,
+        },
+        "decision": {
+            "enabled": bool,
+            "output_path": str,
+            "candidate_variant": str,
+            "primary_thresholds": MapOf(float),
+            "guardrail_gate": bool,
+            "srm_gate": bool,
+        },
+        "aa_check": {"enabled": bool, "thresholds": ListOf(float)},
+    },
+    "ope": {
+        "reward_event": str,
+        "unit": str,
+        "reward_aggregation": str,
+        "top_k": int,
+        "clipping": float,
+        "min_propensity": float,
+        "enable_snips": bool,
+        "enable_dr": bool,
+        "position_discount": str,
+        "allow_missing_target_propensity": bool,
+    },
+    "interleaving": {"algorithm": str, "seed": int, "max_results": int},
+    "scale": {
+        "mode": str,
+        "stream": {"max_open_requests": int, "temp_dir": str},
+        "duckdb": {"enabled": bool},
+    },
+    "artifacts": {
+        "manifest_uri": str,
+        "object_store": {
+            "type": str,
+            "s3": {
+                "endpoint": str,
+                "bucket": str,
+                "access_key": str,
+                "secret_key": str,
+                "region": str,
+                "use_ssl": bool,
+            },
+        },
+    },
+}
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _fmt_path(path: str) -> str:
+    return path or "(top level)"
+
+
+def _check(value: Any, spec: Any, path: str, file: str) -> Any:
+    """Return `value` checked against `spec`; raise ConfigError naming file and path."""
+    if value is None:
+        # `key:` with nothing after it: YAML null. Treat as absent, as yaml.v3 does.
+        return None
+    if isinstance(spec, dict):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{file}: {_fmt_path(path)}: expected a mapping, got {_kind(value)}")
+        out: dict[str, Any] = {}
+        for key, sub in value.items():
+            sub_path = f"{path}.{key}" if path else str(key)
+            if not isinstance(key, str) or key not in spec:
+                known = ", ".join(sorted(spec))
+                raise ConfigError(f"{file}: {sub_path}: unknown key (known: {known})")
+            checked = _check(sub, spec[key], sub_path, file)
+            if checked is not None:
+                out[key] = checked
+        return out
+    if isinstance(spec, ListOf):
+        if not isinstance(value, list):
+            raise ConfigError(f"{file}: {path}: expected a list, got {_kind(value)}")
+        return [_check(v, spec.item, f"{path}[{i}]", file) for i, v in enumerate(value)]
+    if isinstance(spec, MapOf):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{file}: {path}: expected a mapping, got {_kind(value)}")
+        return {str(k): _check(v, spec.value, f"{path}.{k}", file) for k, v in value.items()}
+    return _scalar(value, spec, path, file)
+
+
+def _scalar(value: Any, typ: type, path: str, file: str) -> Any:
+    ok = False
+    if typ is bool:
+        ok = isinstance(value, bool)
+    elif typ is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif typ is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok and not math.isfinite(float(value)):
+            raise ConfigError(f"{file}: {path}: must be a finite number, got {value!r}")
+        if ok:
+            value = float(value)
+    elif typ is str:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ConfigError(f"{file}: {path}: expected {_TYPE_NAMES[typ]}, got {_kind(value)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    return f"{type(value).__name__} {value!r}"
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys in a mapping."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            line = key_node.start_mark.line + 1
+            raise ConfigError(f"{loader.name}: line {line}: duplicate key {key!r}")
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read exactly one YAML document (a mapping) from `path`."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    loader = _StrictLoader(text)
+    loader.name = str(path)
+    try:
+        if not loader.check_data():
+            return {}
+        data = loader.get_data()
+        if loader.check_data():
+            raise ConfigError(f"{path}: only one YAML document is allowed (found a second '---')")
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {_kind(data)}")
+    return data
+
+
+# --- the loaded configuration -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Source:
+    name: str  # exposures, outcomes, assignments, ranker_a, ranker_b, (interleaving) outcomes
+    type: str
+    path: Path | None
+    dsn: str | None
+    query: str | None
+
+
+@dataclass
+class RunConfig:
+    mode: str
+    dataset: dict[str, Any]  # checked, with relative paths resolved
+    eval: dict[str, Any]  # checked, defaults applied
+    dataset_file: Path
+    eval_file: Path
+    dataset_as_written: dict[str, Any] = field(default_factory=dict)  # paths as in the YAML
+
+    def sources(self) -> list[Source]:
+        """The sources this mode reads, in the reference's order."""
+        if self.mode == "interleaving":
+            block = self.dataset.get("interleaving", {})
+            names = (("ranker_a", "ranker_a"), ("ranker_b", "ranker_b"), ("outcomes", "outcomes"))
+        else:
+            block = self.dataset
+            names = (("exposures", "exposures"), ("outcomes", "outcomes"))
+            names += (("assignments", "assignments"),)
+        out = []
+        for key, name in names:
+            src = block.get(key)
+            if src is None:
+                continue
+            path = src.get("path")
+            out.append(
+                Source(
+                    name=name,
+                    type=src.get("type", "").lower(),
+                    path=Path(path) if path else None,
+                    dsn=src.get("dsn"),
+                    query=src.get("query"),
+                )
+            )
+        return out
+
+
+def _resolve_path(raw: str, dataset_file: Path, where: str) -> str:
+    """Relative paths resolve against the working directory (as the reference does), then
+    against the dataset file's folder."""
+    candidate = Path(raw)
+    if candidate.is_absolute() or candidate.exists():
+        return str(candidate.resolve()) if candidate.exists() else str(candidate)
+    beside = (dataset_file.parent / candidate).resolve()
+    if beside.exists():
+        return str(beside)
+    raise ConfigError(
+        f"{dataset_file}: {where}.path: file not found: {raw} "
+        f"(looked in the working directory and in {dataset_file.parent})"
+    )
+
+
+def _check_source(src: dict[str, Any] | None, where: str, dataset_file: Path) -> None:
+    if src is None:
+        raise ConfigError(f"{dataset_file}: {where}: required for this mode")
+    typ = src.get("type", "").lower()
+    if typ not in SOURCE_TYPES:
+        raise ConfigError(
+            f"{dataset_file}: {where}.type: must be one of {', '.join(SOURCE_TYPES)}, "
+            f"got {src.get('type', '')!r}"
+        )
+    if typ == "jsonl":
+        if not src.get("path"):
+            raise ConfigError(f"{dataset_file}: {where}.path: required for a jsonl source")
+        src["path"] = _resolve_path(src["path"], dataset_file, where)
+    else:
+        if not src.get("dsn") or not src.get("query"):
+            raise ConfigError(f"{dataset_file}: {where}: a {typ} source needs dsn and query")
+        raise ConfigError(
+            f"{dataset_file}: {where}.type: {typ} sources are not supported by this version; "
+            "export the rows to JSONL, or load your tables and use the dbt package directly"
+        )
+
+
+def _default(block: dict[str, Any], key: str, value: Any, bad: Any = None) -> None:
+    """Set block[key] = value when missing (or when `bad(current)` is true)."""
+    if key not in block or (bad is not None and bad(block[key])):
+        block[key] = value
+
+
+def apply_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The reference's normalization (§9.2): defaults filled in, out-of-range values replaced."""
+    cfg = copy.deepcopy(cfg)
+    outside_unit = lambda x: not 0 < x < 1  # noqa: E731
+
+    off = cfg.setdefault("offline", {})
+    boot = off.setdefault("bootstrap", {})
+    _default(boot, "enabled", False)
+    _default(boot, "iterations", 200, lambda x: x <= 0)
+    _default(boot, "seed", 42, lambda x: x == 0)
+    _default(boot, "ci_level", 0.95, outside_unit)
+
+    exp = cfg.setdefault("experiment", {})
+    mc = exp.setdefault("multiple_comparisons", {})
+    _default(mc, "method", "fdr_bh", lambda x: x == "")
+    mc["method"] = mc["method"].lower()
+    _default(mc, "alpha", 0.05, outside_unit)
+    srm = exp.setdefault("srm", {})
+    _default(srm, "enabled", False)
+    _default(srm, "alpha", 0.001, lambda x: x == 0)
+    _default(srm, "min_sample", 100, lambda x: x == 0)
+    aa = exp.setdefault("aa_check", {})
+    _default(aa, "enabled", False)
+    _default(aa, "thresholds", [0.05, 0.01, 0.001], lambda x: not x)
+    power = exp.get("power")
+    if power is not None:
+        _default(power, "alpha", 0.05, outside_unit)
+        _default(power, "power", 0.8, outside_unit)
+        _default(power, "metric", "ctr", lambda x: x == "")
+        power["metric"] = power["metric"].lower()
+
+    ope = cfg.setdefault("ope", {})
+    _default(ope, "reward_event", "click", lambda x: x == "")
+    _default(ope, "unit", "request", lambda x: x == "")
+    _default(ope, "reward_aggregation", "sum", lambda x: x == "")
+    _default(ope, "top_k", 0)
+    _default(ope, "clipping", 0.0)
+    _default(ope, "min_propensity", 1e-6, lambda x: x == 0)
+    _default(ope, "enable_snips", False)
+    _default(ope, "enable_dr", False)
+    _default(ope, "allow_missing_target_propensity", False)
+
+    inter = cfg.setdefault("interleaving", {})
+    _default(inter, "algorithm", "team_draft", lambda x: x == "")
+    inter["algorithm"] = inter["algorithm"].lower()
+    _default(inter, "seed", 42, lambda x: x == 0)
+    _default(inter, "max_results", 0)
+
+    scale = cfg.setdefault("scale", {})
+    _default(scale, "mode", "memory", lambda x: x == "")
+    scale["mode"] = scale["mode"].lower()
+    return cfg
+
+
+def _validate_for_mode(mode: str, cfg: dict[str, Any], file: Path) -> None:
+    if cfg["scale"]["mode"] not in ("memory", "stream", "duckdb"):
+        raise ConfigError(
+            f"{file}: scale.mode: must be memory, stream or duckdb, got {cfg['scale']['mode']!r}"
+        )
+    for where, keys in (
+        ("offline.slice_keys", cfg["offline"].get("slice_keys", [])),
+        ("experiment.slice_keys", cfg["experiment"].get("slice_keys", [])),
+        ("experiment.srm.slice_keys", cfg["experiment"]["srm"].get("slice_keys", [])),
+    ):
+        for i, key in enumerate(keys):
+            if not SAFE_KEY.match(key):
+                raise ConfigError(
+                    f"{file}: {where}[{i}]: {key!r} is not a valid context key "
+                    "(letters, digits and _ . : - only, at most 64 characters)"
+                )
+    exp_id = cfg["experiment"].get("experiment_id")
+    if exp_id is not None and exp_id != "" and not SAFE_KEY.match(exp_id):
+        raise ConfigError(
+            f"{file}: experiment.experiment_id: {exp_id!r} is not a valid identifier "
+            "(letters, digits and _ . : - only, at most 64 characters)"
+        )
+    if mode == "offline":
+        metrics = cfg["offline"].get("metrics", [])
+        if not metrics:
+            raise ConfigError(f"{file}: offline.metrics is required")
+        for i, m in enumerate(metrics):
+            if "name" not in m:
+                raise ConfigError(f"{file}: offline.metrics[{i}].name: required")
+            if m.get("k", 0) <= 0:
+                raise ConfigError(f"{file}: offline.metrics[{i}]: {m['name']}@K requires k > 0")
+        split = cfg["offline"].get("time_split")
+        if split is not None:
+            _validate_time_split(split, file)
+    if mode == "aa-check" and not cfg["experiment"]["aa_check"]["enabled"]:
+        raise ConfigError(f"{file}: experiment.aa_check.enabled must be true for aa-check mode")
+    if mode == "ope":
+        ope = cfg["ope"]
+        if ope["reward_event"] not in ("click", "conversion"):
+            raise ConfigError(f"{file}: ope.reward_event must be click or conversion")
+        if ope["unit"] not in ("item", "request"):
+            raise ConfigError(f"{file}: ope.unit must be item or request")
+        if ope["reward_aggregation"] not in ("sum", "max"):
+            raise ConfigError(f"{file}: ope.reward_aggregation must be sum or max")
+
+
+def _validate_time_split(split: dict[str, Any], file: Path) -> None:
+    from recsys_eval.timeutil import parse_rfc3339
+
+    parsed = {}
+    for window in ("train", "test"):
+        for end in ("start", "end"):
+            where = f"offline.time_split.{window}.{end}"
+            raw = split.get(window, {}).get(end)
+            if raw is None:
+                raise ConfigError(f"{file}: {where}: required when time_split is set")
+            try:
+                parsed[(window, end)] = parse_rfc3339(raw)
+            except ValueError:
+                raise ConfigError(f"{file}: {where}: not an RFC 3339 timestamp: {raw!r}") from None
+    for window in ("train", "test"):
+        if parsed[(window, "start")] > parsed[(window, "end")]:
+            raise ConfigError(f"{file}: offline.time_split.{window}: start is after end")
+    if parsed[("train", "end")] > parsed[("test", "start")]:
+        raise ConfigError(f"{file}: offline.time_split: train.end is after test.start")
+
+
+def load_run_config(
+    dataset_file: Path,
+    eval_file: Path,
+    mode_flag: str | None = None,
+    experiment_id_flag: str | None = None,
+) -> RunConfig:
+    dataset = _check(read_yaml(dataset_file), DATASET_SPEC, "", str(dataset_file)) or {}
+    as_written = copy.deepcopy(dataset)
+    raw_eval = _check(read_yaml(eval_file), EVAL_SPEC, "", str(eval_file)) or {}
+    mode = (mode_flag or raw_eval.get("mode") or "").strip().lower()
+    if not mode:
+        raise ConfigError("mode must be set in config or --mode")
+    if mode not in MODES:
+        raise ConfigError(f"unsupported mode {mode!r} (known: {', '.join(MODES)})")
+    cfg = apply_defaults(raw_eval)
+    if experiment_id_flag is not None and mode == "experiment":
+        cfg["experiment"]["experiment_id"] = experiment_id_flag
+    _validate_for_mode(mode, cfg, eval_file)
+
+    if mode == "interleaving":
+        block = dataset.get("interleaving") or {}
+        for key in ("ranker_a", "ranker_b", "outcomes"):
+            _check_source(block.get(key), f"interleaving.{key}", dataset_file)
+    else:
+        required = ["exposures", "outcomes"]
+        if mode in ("experiment", "aa-check"):
+            required.append("assignments")
+        for key in required:
+            _check_source(dataset.get(key), key, dataset_file)
+        optional = [k for k in ("assignments",) if k not in required and k in dataset]
+        for key in optional:
+            _check_source(dataset.get(key), key, dataset_file)
+    return RunConfig(
+        mode=mode,
+        dataset=dataset,
+        eval=cfg,
+        dataset_file=dataset_file,
+        eval_file=eval_file,
+        dataset_as_written=as_written,
+    )

@@ -1,0 +1,147 @@
+"""Assemble, validate and write report.v1 JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from recsys_eval.errors import RecsysEvalError
+from recsys_eval.paths import schemas_dir
+
+REPORT_FORMAT_VERSION = "0.1.0"  # the reference's report format version
+RUN_ID_PREFIX = {
+    "offline": "offline",
+    "experiment": "experiment",
+    "ope": "ope",
+    "interleaving": "interleave",
+    "aa-check": "aa-check",
+}
+NEXT_STEP_FAIL = "Investigate failing gates and re-run after fixes."
+NEXT_STEP_BASELINE = "Add a baseline report to measure deltas over time."
+NEXT_STEP_JOINS = "Improve exposure/outcome joins (request_id alignment) to raise join rates."
+NEXT_STEP_SAMPLE = "Increase sample size to stabilize metrics."
+NEXT_STEP_VARIANTS = "Include at least two variants to compare experiment outcomes."
+
+
+def data_quality_section(row: dict[str, Any], with_assignments: bool) -> dict[str, Any]:
+    """The reference's `data_quality` object (§3) from the global row of fct_data_quality."""
+    section: dict[str, Any] = {
+        "exposure_completeness": {
+            "total": int(row["exposure_total"]),
+            "missing": int(row["exposure_missing"]),
+            "missing_rate": row["exposure_missing_rate"],
+        },
+        "outcome_completeness": {
+            "total": int(row["outcome_total"]),
+            "missing": int(row["outcome_missing"]),
+            "missing_rate": row["outcome_missing_rate"],
+        },
+    }
+    if with_assignments:
+        section["assignment_completeness"] = {
+            "total": int(row["assignment_total"]),
+            "missing": int(row["assignment_missing"]),
+            "missing_rate": row["assignment_missing_rate"],
+        }
+    join = {
+        "exposure_count": int(row["exposure_count"]),
+        "outcome_count": int(row["outcome_count"]),
+        "assignments_count": int(row["assignments_count"]) if with_assignments else 0,
+        "exposure_join_rate": row["exposure_join_rate"],
+        "outcome_join_rate": row["outcome_join_rate"],
+        "assignment_join_rate": row["assignment_join_rate"] if with_assignments else 0,
+    }
+    duplicates = int(row["duplicate_exposure_request_ids"])
+    if duplicates:
+        join["duplicate_exposure_request_ids"] = duplicates
+    section["join_integrity"] = join
+    return section
+
+
+def next_steps(
+    *,
+    decision: str,
+    mode: str,
+    has_baseline: bool,
+    outcome_join_rate: float | None,
+    cases_evaluated: int,
+    n_variants: int | None = None,
+) -> list[str]:
+    """The reference's next-step hints (§8.4), in its order, at most three."""
+    steps: list[str] = []
+    if decision == "fail":
+        steps.append(NEXT_STEP_FAIL)
+    if mode == "offline" and not has_baseline:
+        steps.append(NEXT_STEP_BASELINE)
+    if outcome_join_rate is not None and 0 < outcome_join_rate < 0.8:
+        steps.append(NEXT_STEP_JOINS)
+    if 0 < cases_evaluated < 50:
+        steps.append(NEXT_STEP_SAMPLE)
+    if mode == "experiment" and n_variants is not None and n_variants < 2 and len(steps) < 3:
+        steps.append(NEXT_STEP_VARIANTS)
+    return steps[:3]
+
+
+def canonical(value: Any) -> Any:
+    """Numbers as the reference prints them: integral floats without '.0'; NaN/inf refused."""
+    if isinstance(value, dict):
+        return {k: canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise RecsysEvalError(f"refusing to write a non-finite number ({value}) in a report")
+        if value.is_integer() and abs(value) < 1e15:
+            return int(value)
+    return value
+
+
+def dumps(report: dict[str, Any]) -> str:
+    """Deterministic JSON: sorted keys, 2-space indent, trailing newline."""
+    return json.dumps(canonical(report), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _schema(name: str) -> dict[str, Any]:
+    return json.loads((schemas_dir() / f"{name}.json").read_text())
+
+
+def validate_against(document: dict[str, Any], schema_name: str) -> None:
+    validator = jsonschema.Draft7Validator(
+        _schema(schema_name), format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
+    )
+    errors = sorted(validator.iter_errors(canonical(document)), key=lambda e: list(e.path))
+    if errors:
+        detail = "; ".join(f"{e.json_path}: {e.message}" for e in errors[:5])
+        raise RecsysEvalError(f"internal error: the {schema_name} document is invalid: {detail}")
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write `text` to `path` via a temp file in the same folder and a rename, so a crash or a
+    full disk never leaves a half-written file behind."""
+    path = path.resolve()
+    folder = path.parent
+    if not folder.is_dir():
+        raise RecsysEvalError(f"cannot write {path}: folder {folder} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise RecsysEvalError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise RecsysEvalError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
