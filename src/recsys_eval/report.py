@@ -64,6 +64,22 @@ def data_quality_section(row: dict[str, Any], with_assignments: bool) -> dict[st
     return section
 
 
+def with_checks(section: dict[str, Any], checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Add the checks the reference lacks (orphans, items not shown, rank gaps, ...) under
+    `data_quality.checks`, one entry per check summed over tenants and surfaces."""
+    return {**section, "checks": checks}
+
+
+def join_rate_warnings(section: dict[str, Any], minimum: float) -> list[str]:
+    """The product docs' advice: trust KPI movement only at a join rate of about 95 % or more."""
+    join = section["join_integrity"]
+    out = []
+    for name in ("exposure_join_rate", "outcome_join_rate"):
+        if join[name] < minimum:
+            out.append(f"low_{name}: {join[name]:.4f} is below {minimum:g}")
+    return out
+
+
 def next_steps(
     *,
     decision: str,

@@ -1,0 +1,29 @@
+with
+
+outcomes as (
+
+    select * from {{ ref('int_recsys_eval__outcomes_windowed') }}
+
+),
+
+per_request as (
+
+    -- per-request tallies (reference §5.2): event counts, not indicators; revenue sums the
+    -- value of conversion rows only, a missing value counting as 0
+    select
+        request_id,
+        count(*) as outcome_count,
+        sum(case when event_type_normalized = 'click' then 1 else 0 end) as click_count,
+        sum(case when event_type_normalized = 'conversion' then 1 else 0 end) as conversion_count,
+        sum(
+            case when event_type_normalized = 'conversion' then coalesce(event_value, 0) else 0 end
+        ) as revenue,
+        min(occurred_at) as first_outcome_at,
+        max(occurred_at) as last_outcome_at
+
+    from outcomes
+    group by request_id
+
+)
+
+select * from per_request

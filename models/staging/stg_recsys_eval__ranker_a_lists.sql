@@ -1,0 +1,43 @@
+{{ config(enabled=var('recsys_eval__using_rankers', true)) }}
+
+with
+
+source as (
+
+    {% if recsys_eval.source_mode() == 'seeds' -%}
+    select * from {{ ref('base_recsys_eval__ranker_a') }}
+    {%- else -%}
+    select * from {{ source('recsys_eval', 'ranker_a') }}
+    {%- endif %}
+
+),
+
+renamed as (
+
+    select
+        ----------  ids
+        {{ dbt.concat([
+            "cast(load_seq as " ~ dbt.type_string() ~ ")", "':'", "cast(line_no as " ~ dbt.type_string() ~ ")"
+        ]) }} as ranklist_row_id,
+        coalesce(request_id, '') as request_id,
+        coalesce(user_id, '') as user_id,
+
+        ----------  list (array order is the rank order) and context
+        items,
+        {{ recsys_eval.array_length('items') }} as item_count,
+        context,
+
+        ----------  timestamps
+        cast(ts as {{ dbt.type_timestamp() }}) as ranked_at,
+
+        ----------  lineage
+        load_id,
+        load_seq,
+        source_file,
+        line_no
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,86 @@
+"""`recsys-eval load`: validate JSONL files and load them into the DuckDB raw tables."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from recsys_eval import loader, schema_registry, warehouse
+from recsys_eval.errors import EXIT_ERROR, EXIT_OK, RecsysEvalError
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "load",
+        help="validate JSONL files and load them into a DuckDB warehouse",
+        description="Validate JSONL files against a schema and load them into raw.<table> of a "
+        "DuckDB file, one transaction per file. Invalid lines go to raw.quarantine; a file "
+        "already in raw.load_ledger (same sha256 and table) is skipped.",
+    )
+    parser.add_argument("--schema", required=True, metavar="NAME", help="e.g. exposure.v1")
+    parser.add_argument("--input", required=True, nargs="+", metavar="FILE", help="JSONL file(s)")
+    parser.add_argument("--database", required=True, metavar="DB.duckdb", help="DuckDB file")
+    parser.add_argument(
+        "--table",
+        metavar="NAME",
+        help="target table in schema raw (default: exposures, outcomes, assignments, ranklists, "
+        "or the schema name with '_' for other schemas)",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress display (default: on a TTY)"
+    )
+    parser.set_defaults(func=run)
+
+
+def _summary(res: loader.LoadResult) -> str:
+    if res.skipped_duplicate:
+        return (
+            f"{res.source_file}: already loaded (load_id {res.load_id}, sha256 "
+            f"{res.file_sha256[:12]}): nothing new"
+        )
+    rate = res.lines_per_second
+    notes = []
+    if res.bom:
+        notes.append("UTF-8 BOM stripped")
+    if res.crlf_lines:
+        notes.append(f"{res.crlf_lines:,} CRLF line(s)")
+    note = f" ({'; '.join(notes)})" if notes else ""
+    return (
+        f"{res.source_file} -> raw.{res.table}: {res.lines_read:,} lines read, "
+        f"{res.rows_loaded:,} loaded, {res.rows_quarantined:,} quarantined, "
+        f"{res.blank_lines:,} blank, {res.seconds:.2f} s, {rate:,.0f} lines/s{note}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    ref = schema_registry.resolve(args.schema)
+    table = loader.check_table_name(args.table or loader.default_table(ref.name))
+    files = [Path(f) for f in args.input]
+    for f in files:
+        if not f.exists():
+            raise RecsysEvalError(f"input file not found: {f}")
+        if not f.is_file():
+            raise RecsysEvalError(f"input is not a regular file: {f}")
+    progress = not args.no_progress and sys.stderr.isatty()
+    con = warehouse.connect(args.database)
+    status = EXIT_OK
+    try:
+        for f in files:
+            try:
+                res = loader.load_file(con, args.schema, f, table, progress=progress)
+            except RecsysEvalError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                status = EXIT_ERROR
+                continue
+            print(_summary(res), file=sys.stderr)
+            if res.rows_quarantined:
+                print(
+                    f"  {res.rows_quarantined:,} invalid line(s) quarantined; see them with: "
+                    f"select * from raw.quarantine where load_id = '{res.load_id}'",
+                    file=sys.stderr,
+                )
+    finally:
+        con.close()
+    return status

@@ -1,0 +1,108 @@
+"""`recsys-eval validate --schema NAME|PATH --input FILE`: check a JSONL file against a schema.
+
+Reference-compatible: prints nothing and exits 0 when every line is valid. Otherwise prints every
+error of every bad line as `FILE:LINE: $.path: message [rule]` to stderr, then
+`validation failed for N line(s)`, and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from recsys_eval import schema_registry
+from recsys_eval.errors import EXIT_ERROR, EXIT_OK, RecsysEvalError
+from recsys_eval.validation import FileStats, RecordValidator, validate_file
+
+DEFAULT_MAX_ERRORS = 100
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "validate",
+        help="validate a JSONL file against a JSON Schema contract",
+        description="Validate every non-blank line of a JSONL file against a Draft-07 schema "
+        "(exposure.v1, outcome.v1, assignment.v1, ranklist.v1, ... or a schema file path).",
+    )
+    parser.add_argument("--schema", required=True, metavar="NAME|PATH", help="schema name or path")
+    parser.add_argument("--input", required=True, metavar="FILE", help="JSONL file to validate")
+    parser.add_argument(
+        "--max-errors",
+        type=int,
+        default=DEFAULT_MAX_ERRORS,
+        metavar="N",
+        help=f"report at most N invalid lines in detail (0: all; default {DEFAULT_MAX_ERRORS}); "
+        "every invalid line is still counted",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: errors on stderr (default); json: one JSON summary on stdout",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.max_errors < 0:
+        raise RecsysEvalError("--max-errors must be 0 (all) or a positive number")
+    ref = schema_registry.resolve(args.schema)
+    path = Path(args.input)
+    if not path.exists():
+        raise RecsysEvalError(f"input file not found: {args.input}")
+    if path.is_dir():
+        raise RecsysEvalError(f"input is a directory, not a file: {args.input}")
+    validator = RecordValidator(ref.schema)
+    stats = FileStats()
+    limit = args.max_errors or None
+    shown = 0
+    details: list[dict[str, Any]] = []
+    try:
+        for result in validate_file(path, validator, stats):
+            if limit is not None and shown >= limit:
+                continue
+            shown += 1
+            if args.format == "json":
+                details.append(
+                    {"line": result.line_no, "errors": [e.as_dict() for e in result.errors]}
+                )
+            else:
+                for err in result.errors:
+                    print(
+                        f"{args.input}:{result.line_no}: {err.path}: {err.message} [{err.rule}]",
+                        file=sys.stderr,
+                    )
+    except OSError as exc:
+        raise RecsysEvalError(f"cannot read {args.input}: {exc.strerror or exc}") from exc
+
+    if args.format == "json":
+        summary = {
+            "file": args.input,
+            "schema": ref.name,
+            "valid": stats.invalid == 0,
+            "lines_read": stats.lines_read,
+            "valid_lines": stats.valid,
+            "invalid_lines": stats.invalid,
+            "blank_lines": stats.blank,
+            "crlf_lines": stats.crlf,
+            "bom": stats.bom,
+            "invalid": details,
+            "invalid_not_shown": stats.invalid - shown,
+        }
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+    if stats.invalid == 0:
+        return EXIT_OK
+    if args.format == "text":
+        if stats.invalid > shown:
+            print(
+                f"... {stats.invalid - shown} more invalid line(s) not shown "
+                "(--max-errors 0 shows all)",
+                file=sys.stderr,
+            )
+        if stats.bom:
+            print("note: a UTF-8 BOM at the start of the file was ignored", file=sys.stderr)
+        print(f"validation failed for {stats.invalid} line(s)", file=sys.stderr)
+    return EXIT_ERROR

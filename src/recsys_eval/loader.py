@@ -1,0 +1,933 @@
+"""Validated, transactional JSONL loading into the DuckDB raw tables (see docs/architecture.md).
+
+One file is one load and one transaction: its rows, its quarantine rows and its ledger row commit
+together or not at all. The file is streamed in chunks of whole lines; each chunk is validated
+(in two worker processes for large files), its valid records are written as
+`{"l": LINE, "d": RECORD}` to a temporary NDJSON file that DuckDB's `read_json` inserts with
+explicit column types, and its invalid lines go to `raw.quarantine` with every error.
+`lines_read = rows_loaded + rows_quarantined + blank_lines` always holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from recsys_eval import schema_registry, warehouse
+from recsys_eval.errors import RecsysEvalError
+from recsys_eval.validation import (
+    BOM,
+    JSON_WS,
+    RULE_REPRESENTABLE,
+    LineError,
+    RecordValidator,
+)
+
+RAW_SCHEMA = "raw"
+TABLE_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+CHUNK_BYTES = 16 << 20
+BATCH_ROWS = 250_000
+PARALLEL_MIN_BYTES = 24 << 20
+HASH_BLOCK = 8 << 20
+MAX_OBJECT_SIZE = 256 << 20
+RESERVED_TABLES = frozenset({"quarantine", "load_ledger"})
+
+DEFAULT_TABLES = {
+    "exposure.v1": "exposures",
+    "outcome.v1": "outcomes",
+    "assignment.v1": "assignments",
+    "ranklist.v1": "ranklists",
+}
+
+LINEAGE_COLUMNS = [
+    ("load_id", "varchar"),
+    ("load_seq", "bigint"),
+    ("source_file", "varchar"),
+    ("line_no", "bigint"),
+]
+
+_TS = "timezone('UTC', try_cast(upper(d.ts) as timestamptz))"
+_ITEM = (
+    "struct(item_id varchar, rank bigint, propensity double, logging_propensity double, "
+    "target_propensity double)"
+)
+_MAP = "map(varchar, varchar)"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Columns of a raw table (after the lineage columns) and how to read them from `d`."""
+
+    name: str
+    columns: tuple[tuple[str, str, str, str], ...]  # (column, table type, read type, select expr)
+    payload: bool = False
+
+    @property
+    def has_ts(self) -> bool:
+        return any(c[0] == "ts" for c in self.columns)
+
+    def read_type(self) -> str:
+        if self.payload:
+            return "json"
+        fields = ", ".join(f"{c[0]} {c[2]}" for c in self.columns)
+        return f"struct({fields})"
+
+
+def _col(name: str, typ: str) -> tuple[str, str, str, str]:
+    if name == "ts":
+        return ("ts", "timestamp", "varchar", _TS)
+    return (name, typ, typ, f"d.{name}")
+
+
+LAYOUTS = {
+    "exposure.v1": Layout(
+        "exposure",
+        (
+            _col("request_id", "varchar"),
+            _col("user_id", "varchar"),
+            _col("ts", ""),
+            _col("items", f"{_ITEM}[]"),
+            _col("context", _MAP),
+            _col("latency_ms", "double"),
+            _col("error", "boolean"),
+        ),
+    ),
+    "outcome.v1": Layout(
+        "outcome",
+        (
+            _col("request_id", "varchar"),
+            _col("user_id", "varchar"),
+            _col("item_id", "varchar"),
+            _col("event_type", "varchar"),
+            _col("value", "double"),
+            _col("ts", ""),
+        ),
+    ),
+    "assignment.v1": Layout(
+        "assignment",
+        (
+            _col("experiment_id", "varchar"),
+            _col("variant", "varchar"),
+            _col("request_id", "varchar"),
+            _col("user_id", "varchar"),
+            _col("ts", ""),
+            _col("context", _MAP),
+        ),
+    ),
+    "ranklist.v1": Layout(
+        "ranklist",
+        (
+            _col("request_id", "varchar"),
+            _col("user_id", "varchar"),
+            _col("ts", ""),
+            _col("items", "varchar[]"),
+            _col("context", _MAP),
+        ),
+    ),
+}
+PAYLOAD_LAYOUT = Layout("payload", (("payload", "varchar", "json", "d::varchar"),), payload=True)
+
+RAW_TABLES: dict[str, Layout] = {
+    "exposures": LAYOUTS["exposure.v1"],
+    "outcomes": LAYOUTS["outcome.v1"],
+    "assignments": LAYOUTS["assignment.v1"],
+    "ranklists": LAYOUTS["ranklist.v1"],
+    "ranker_a": LAYOUTS["ranklist.v1"],
+    "ranker_b": LAYOUTS["ranklist.v1"],
+}
+
+QUARANTINE_DDL = """
+create table if not exists raw.quarantine (
+    load_id varchar, load_seq bigint, source_file varchar, line_no bigint,
+    schema_name varchar, target_table varchar, raw_text varchar, errors varchar,
+    error_count integer, quarantined_at timestamp
+)"""
+
+LEDGER_DDL = """
+create table if not exists raw.load_ledger (
+    load_seq bigint, load_id varchar, schema_name varchar, target_table varchar,
+    source_file varchar, file_sha256 varchar, file_size bigint, lines_read bigint,
+    rows_loaded bigint, rows_quarantined bigint, blank_lines bigint,
+    started_at timestamp, finished_at timestamp
+)"""
+
+
+@dataclass
+class LoadResult:
+    load_id: str
+    load_seq: int
+    table: str
+    source_file: str
+    file_sha256: str
+    lines_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    blank_lines: int
+    skipped_duplicate: bool
+    seconds: float
+    bom: bool = False
+    crlf_lines: int = 0
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def lines_per_second(self) -> float:
+        return self.lines_read / self.seconds if self.seconds > 0 else 0.0
+
+
+def default_table(schema_name: str) -> str:
+    """exposure.v1 -> exposures, ...; any other schema -> its name with dots/dashes as `_`."""
+    if schema_name in DEFAULT_TABLES:
+        return DEFAULT_TABLES[schema_name]
+    return re.sub(r"[.\-]", "_", schema_name.lower())
+
+
+def layout_for(schema_name: str) -> Layout:
+    return LAYOUTS.get(schema_name, PAYLOAD_LAYOUT)
+
+
+def check_table_name(table: str) -> str:
+    if not TABLE_RE.match(table):
+        raise RecsysEvalError(
+            f"invalid table name {table!r}: use lowercase letters, digits and '_', starting "
+            "with a letter, at most 63 characters"
+        )
+    if table in RESERVED_TABLES:
+        raise RecsysEvalError(f"table name {table!r} is reserved for the loader's bookkeeping")
+    return table
+
+
+def _table_ddl(table: str, layout: Layout) -> str:
+    cols = [f"{n} {t}" for n, t in LINEAGE_COLUMNS] + [f"{c[0]} {c[1]}" for c in layout.columns]
+    return f"create table if not exists {RAW_SCHEMA}.{table} ({', '.join(cols)})"
+
+
+def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create schema `raw` and every raw table (empty, exact types) if they do not exist."""
+    con.execute(f"create schema if not exists {RAW_SCHEMA}")
+    for table, layout in RAW_TABLES.items():
+        con.execute(_table_ddl(table, layout))
+    con.execute(QUARANTINE_DDL)
+    con.execute(LEDGER_DDL)
+
+
+def _ensure_table(con: duckdb.DuckDBPyConnection, table: str, layout: Layout) -> None:
+    con.execute(_table_ddl(table, layout))
+    have = [
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = ? and table_name = ? order by ordinal_position",
+            [RAW_SCHEMA, table],
+        ).fetchall()
+    ]
+    want = [n for n, _ in LINEAGE_COLUMNS] + [c[0] for c in layout.columns]
+    if have != want:
+        raise RecsysEvalError(
+            f"table {RAW_SCHEMA}.{table} has columns ({', '.join(have)}) but a {layout.name} "
+            f"load needs ({', '.join(want)}); choose another --table"
+        )
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+# ---------------------------------------------------------------------------------------------
+# Chunk processing (runs in worker processes for large files, in-process otherwise)
+
+_VALIDATOR: RecordValidator | None = None
+
+
+def _init_worker(schema: dict[str, Any]) -> None:
+    global _VALIDATOR
+    _VALIDATOR = RecordValidator(schema, representable=True)
+
+
+@dataclass(frozen=True)
+class _Task:
+    index: int
+    path: str
+    offset: int
+    length: int
+    at_start: bool
+    at_end: bool
+    tmp_dir: str
+
+
+@dataclass
+class _ChunkResult:
+    index: int
+    lines: int = 0
+    valid: int = 0
+    blank: int = 0
+    quarantined: int = 0
+    crlf: int = 0
+    bom: bool = False
+    data_path: str | None = None
+    quarantine_path: str | None = None
+
+
+def _quarantine_line(rel: int, line: bytes, errors: list[LineError]) -> bytes:
+    return orjson.dumps(
+        {
+            "l": rel,
+            "raw": line.decode("utf-8", "replace"),
+            "errors": orjson.dumps([e.as_dict() for e in errors]).decode(),
+            "n": len(errors),
+        }
+    )
+
+
+def _process_chunk(task: _Task) -> _ChunkResult:
+    validator = _VALIDATOR
+    assert validator is not None, "worker not initialised"
+    res = _ChunkResult(task.index)
+    with open(task.path, "rb") as fh:
+        fh.seek(task.offset)
+        data = fh.read(task.length)
+    if len(data) != task.length:
+        raise RecsysEvalError(f"{task.path} changed while it was being loaded")
+    if task.at_start and data.startswith(BOM):
+        data = data[len(BOM) :]
+        res.bom = True
+    lines = data.split(b"\n")
+    unterminated = not data.endswith(b"\n")
+    if not unterminated:
+        lines.pop()
+    elif not task.at_end:
+        raise RecsysEvalError(f"internal error: chunk {task.index} does not end at a newline")
+    del data
+    n_lines = len(lines)
+    res.lines = n_lines
+
+    out: list[bytes] = []
+    bad: list[bytes] = []
+    loads = orjson.loads
+    dumps = orjson.dumps
+    decode_error = orjson.JSONDecodeError
+    is_valid = validator.is_valid
+    blank = crlf = 0
+    rel = 0
+    for line in lines:
+        rel += 1
+        if line.endswith(b"\r"):
+            line = line[:-1]
+            crlf += 1
+        if not line or (line[0] != 123 and not line.strip(JSON_WS)):  # 123 == ord("{")
+            blank += 1
+            continue
+        try:
+            doc = loads(line)
+            ok = is_valid(doc)
+        except decode_error:
+            ok = False
+        if ok:
+            # Re-serialised: DuckDB sees exactly the document that was validated (duplicate keys
+            # resolved, numbers normalised).
+            out.append(b'{"l":%d,"d":%b}' % (rel, dumps(doc)))
+            continue
+        verdict = validator.check(line, truncated_last=unterminated and rel == n_lines)
+        if verdict.ok:  # defensive: the canonical validator accepted it and it is representable
+            out.append(b'{"l":%d,"d":%b}' % (rel, dumps(verdict.doc)))
+        else:
+            bad.append(_quarantine_line(rel, line, verdict.errors))
+    del lines
+    res.blank = blank
+    res.crlf = crlf
+    res.valid = len(out)
+    res.quarantined = len(bad)
+    if out:
+        res.data_path = os.path.join(task.tmp_dir, f"c{task.index:06d}.ndjson")
+        with open(res.data_path, "wb") as fh:
+            fh.write(b"\n".join(out))
+            fh.write(b"\n")
+    if bad:
+        res.quarantine_path = os.path.join(task.tmp_dir, f"q{task.index:06d}.ndjson")
+        with open(res.quarantine_path, "wb") as fh:
+            fh.write(b"\n".join(bad))
+            fh.write(b"\n")
+    return res
+
+
+class _WorkerPool:
+    """Validation worker processes, started explicitly as `python -m recsys_eval.loader --worker`.
+
+    Unlike a multiprocessing pool, this never re-imports the caller's `__main__` and never forks
+    a process that has DuckDB threads. Tasks are dealt round-robin over the workers' stdin (one
+    JSON line each) and results are read back in task order from their stdout.
+    """
+
+    def __init__(self, n: int, schema: dict[str, Any]) -> None:
+        env = dict(os.environ)
+        src_root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env.get("PYTHONPATH")) if p)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.sent = 0
+        self.received = 0
+        try:
+            for _ in range(n):
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "recsys_eval.loader", "--worker"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    env=env,
+                )
+                self.procs.append(proc)
+                assert proc.stdin is not None
+                proc.stdin.write(orjson.dumps(schema) + b"\n")
+                proc.stdin.flush()
+        except BaseException:
+            self.kill()
+            raise
+
+    def submit(self, task: _Task) -> None:
+        proc = self.procs[self.sent % len(self.procs)]
+        assert proc.stdin is not None
+        proc.stdin.write(orjson.dumps(asdict(task)) + b"\n")
+        proc.stdin.flush()
+        self.sent += 1
+
+    def next_result(self) -> _ChunkResult:
+        proc = self.procs[self.received % len(self.procs)]
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        self.received += 1
+        if not line:
+            code = proc.wait()
+            raise RecsysEvalError(f"a loader worker process exited unexpectedly (exit code {code})")
+        message = orjson.loads(line)
+        if "error" in message:
+            raise RecsysEvalError(message["error"])
+        return _ChunkResult(**message["ok"])
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        for proc in self.procs:
+            proc.wait(timeout=30)
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+    def kill(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
+
+
+def _worker_main() -> int:
+    """Worker process: first stdin line is the schema, then one task per line."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and kills us
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    first = stdin.readline()
+    if not first:
+        return 0
+    _init_worker(orjson.loads(first))
+    for line in stdin:
+        try:
+            result: dict[str, Any] = {"ok": asdict(_process_chunk(_Task(**orjson.loads(line))))}
+        except RecsysEvalError as exc:
+            result = {"error": str(exc)}
+        except Exception as exc:
+            result = {"error": f"loader worker failed: {type(exc).__name__}: {exc}"}
+        stdout.write(orjson.dumps(result) + b"\n")
+        stdout.flush()
+    return 0
+
+
+def _plan_chunks(path: Path, size: int, tmp_dir: str, chunk_bytes: int) -> list[_Task]:
+    tasks: list[_Task] = []
+    offset = 0
+    with path.open("rb") as fh:
+        while offset < size:
+            end = offset + chunk_bytes
+            if end >= size:
+                end = size
+            else:
+                fh.seek(end)
+                while True:
+                    block = fh.read(1 << 16)
+                    if not block:
+                        end = size
+                        break
+                    nl = block.find(b"\n")
+                    if nl >= 0:
+                        end += nl + 1
+                        break
+                    end += len(block)
+            tasks.append(
+                _Task(
+                    len(tasks), str(path), offset, end - offset, offset == 0, end >= size, tmp_dir
+                )
+            )
+            offset = end
+    return tasks
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress
+
+
+class _Hasher:
+    """sha256 of a file, now or in a background thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.value: tuple[str, int] | None = None
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        try:
+            self.value = file_sha256(self.path, self.stop)
+        except BaseException as exc:
+            self.error = exc
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name="recsys-eval-sha256", daemon=True)
+        self.thread.start()
+
+    def result(self) -> str:
+        if self.thread is None:
+            self._run()
+        else:
+            self.thread.join()
+        if self.error is not None:
+            if isinstance(self.error, OSError):
+                raise RecsysEvalError(
+                    f"cannot read {self.path}: {self.error.strerror or self.error}"
+                ) from self.error
+            raise self.error
+        assert self.value is not None
+        return self.value[0]
+
+    def cancel(self) -> None:
+        self.stop.set()
+
+
+class _Progress:
+    def __init__(self, label: str, total_bytes: int, enabled: bool) -> None:
+        self.label = label
+        self.total = max(total_bytes, 1)
+        self.enabled = enabled
+        self.start = time.monotonic()
+        self.last = self.start  # the first update comes after 0.5 s: short loads show nothing
+        self.shown = False
+
+    def update(self, done_bytes: int, lines: int, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self.last < 0.5:
+            return
+        self.last = now
+        elapsed = max(now - self.start, 1e-9)
+        pct = 100.0 * done_bytes / self.total
+        sys.stderr.write(
+            f"\r{self.label}: {pct:5.1f}%  {lines:,} lines  {lines / elapsed:,.0f} lines/s   "
+        )
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+# ---------------------------------------------------------------------------------------------
+# The load
+
+
+def file_sha256(path: Path, stop: threading.Event | None = None) -> tuple[str, int]:
+    """(hex sha256, size in bytes), streamed. `stop` aborts early (the result is then unused)."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while stop is None or not stop.is_set():
+            block = fh.read(HASH_BLOCK)
+            if not block:
+                break
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def _new_load_id() -> str:
+    return f"load-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(4)}"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _default_workers(size: int) -> int:
+    if size < PARALLEL_MIN_BYTES:
+        return 0
+    return min(2, os.cpu_count() or 1)
+
+
+def load_file(
+    con_or_path: duckdb.DuckDBPyConnection | str | Path,
+    schema_name: str,
+    path: Path,
+    table: str | None = None,
+    progress: bool = False,
+    *,
+    workers: int | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+    batch_rows: int = BATCH_ROWS,
+) -> LoadResult:
+    """Validate and load one JSONL file into `raw.<table>` in one transaction.
+
+    `con_or_path` is an open DuckDB connection or a database path (opened and closed here).
+    `workers=None` uses 2 worker processes for files over 24 MB; 0 validates in-process.
+    Raises RecsysEvalError for a missing or unreadable file, a bad table name, a table with other
+    columns or a locked database; nothing is written then.
+    """
+    ref = schema_registry.resolve(schema_name)
+    target = check_table_name(table or default_table(ref.name))
+    layout = layout_for(ref.name)
+    src = Path(path)
+    if not src.exists():
+        raise RecsysEvalError(f"input file not found: {path}")
+    if not src.is_file():
+        raise RecsysEvalError(f"input is not a regular file: {path}")
+    if not os.access(src, os.R_OK):
+        raise RecsysEvalError(f"input file is not readable: {path}")
+    src = src.resolve()
+
+    if isinstance(con_or_path, (str, Path)):
+        con = warehouse.connect(con_or_path)
+        try:
+            return _load(con, ref, target, layout, src, progress, workers, chunk_bytes, batch_rows)
+        finally:
+            con.close()
+    return _load(con_or_path, ref, target, layout, src, progress, workers, chunk_bytes, batch_rows)
+
+
+def _load(
+    con: duckdb.DuckDBPyConnection,
+    ref: schema_registry.SchemaRef,
+    target: str,
+    layout: Layout,
+    src: Path,
+    progress: bool,
+    workers: int | None,
+    chunk_bytes: int,
+    batch_rows: int,
+) -> LoadResult:
+    t0 = time.perf_counter()
+    started_at = _utcnow()
+    ensure_raw_schema(con)
+    _ensure_table(con, target, layout)
+    try:
+        size = src.stat().st_size
+    except OSError as exc:
+        raise RecsysEvalError(f"cannot read {src}: {exc.strerror or exc}") from exc
+    # A file already in the ledger has the same size: only then must the hash come first. Else
+    # it is computed in a thread while the file loads (hashlib releases the GIL).
+    same_size = con.execute(
+        "select count(*) from raw.load_ledger where file_size = ? and target_table = ?",
+        [size, target],
+    ).fetchone()[0]
+    hasher = _Hasher(src)
+    if same_size:
+        sha = hasher.result()
+        prior = con.execute(
+            "select load_id, load_seq from raw.load_ledger where file_sha256 = ? "
+            "and target_table = ? order by load_seq limit 1",
+            [sha, target],
+        ).fetchone()
+        if prior is not None:
+            return LoadResult(
+                load_id=prior[0],
+                load_seq=int(prior[1]),
+                table=target,
+                source_file=str(src),
+                file_sha256=sha,
+                lines_read=0,
+                rows_loaded=0,
+                rows_quarantined=0,
+                blank_lines=0,
+                skipped_duplicate=True,
+                seconds=time.perf_counter() - t0,
+            )
+    else:
+        hasher.start()
+
+    load_id = _new_load_id()
+    n_workers = _default_workers(size) if workers is None else workers
+    bar = _Progress(f"loading {src.name}", size, progress)
+    tmp_dir = tempfile.mkdtemp(prefix="recsys-eval-load-")
+    pool: Any = None
+    con.execute("begin transaction")
+    try:
+        seq = int(
+            con.execute("select coalesce(max(load_seq), 0) + 1 from raw.load_ledger").fetchone()[0]
+        )
+        tasks = _plan_chunks(src, size, tmp_dir, chunk_bytes)
+        if n_workers > 0 and len(tasks) > 1:
+            pool = _WorkerPool(n_workers, ref.schema)
+        else:
+            _init_worker(ref.schema)
+        totals = _ChunkResult(-1)
+        phases = {"validate_wait": 0.0, "insert": 0.0}
+        data_sql, quarantine_sql = _insert_sql(target, layout)
+        params = [load_id, seq, str(src)]
+        qparams = [load_id, seq, str(src), ref.name, target, started_at]
+        done_bytes = 0
+        queue = deque(tasks)
+
+        window = n_workers + max(2, batch_rows // max(1, chunk_bytes // 1024))
+        batch: list[tuple[str, int]] = []
+        batch_n = 0
+
+        def submit() -> None:
+            while queue and pool.sent - pool.received < window:
+                pool.submit(queue.popleft())
+
+        if pool is not None:
+            submit()
+        for task in tasks:
+            tw = time.perf_counter()
+            if pool is not None:
+                res = pool.next_result()
+                submit()
+            else:
+                res = _process_chunk(task)
+            ti = time.perf_counter()
+            phases["validate_wait"] += ti - tw
+            offset = totals.lines
+            if res.data_path:
+                batch.append((res.data_path, offset))
+                batch_n += res.valid
+            if batch and (batch_n >= batch_rows or task is tasks[-1]):
+                # One insert per batch of >= batch_rows rows: DuckDB then writes whole row
+                # groups straight to the file (per-chunk inserts were 2-3x slower).
+                con.execute(_fill_batch(data_sql, batch), params)
+                for f, _ in batch:
+                    os.unlink(f)
+                batch, batch_n = [], 0
+            if res.quarantine_path:
+                con.execute(_fill(quarantine_sql, res.quarantine_path, offset), qparams)
+                os.unlink(res.quarantine_path)
+            phases["insert"] += time.perf_counter() - ti
+            totals.lines += res.lines
+            totals.valid += res.valid
+            totals.blank += res.blank
+            totals.quarantined += res.quarantined
+            totals.crlf += res.crlf
+            totals.bom = totals.bom or res.bom
+            done_bytes += task.length
+            bar.update(done_bytes, totals.lines)
+        if pool is not None:
+            pool.close()
+            pool = None
+
+        if layout.has_ts and totals.valid:
+            moved = _quarantine_bad_timestamps(con, src, target, ref.name, load_id, seq, started_at)
+            totals.valid -= moved
+            totals.quarantined += moved
+
+        tf = time.perf_counter()
+        sha = hasher.result()
+        phases["hash_wait"] = time.perf_counter() - tf
+        if totals.lines != totals.valid + totals.quarantined + totals.blank:
+            raise RecsysEvalError(
+                f"internal error: counts do not add up for {src} ({totals.lines} read, "
+                f"{totals.valid} loaded, {totals.quarantined} quarantined, {totals.blank} blank)"
+            )
+        con.execute(
+            "insert into raw.load_ledger values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                seq,
+                load_id,
+                ref.name,
+                target,
+                str(src),
+                sha,
+                size,
+                totals.lines,
+                totals.valid,
+                totals.quarantined,
+                totals.blank,
+                started_at,
+                _utcnow(),
+            ],
+        )
+        con.execute("commit")
+    except BaseException as exc:
+        hasher.cancel()
+        if pool is not None:
+            pool.kill()
+        with contextlib.suppress(duckdb.Error):
+            con.execute("rollback")
+        if isinstance(exc, RuntimeError) and "interrupted" in str(exc).lower():
+            # DuckDB turns Ctrl-C during a query into "Query interrupted".
+            raise KeyboardInterrupt from exc
+        if isinstance(exc, duckdb.Error):
+            raise RecsysEvalError(f"loading {src} failed, nothing was written: {exc}") from exc
+        if isinstance(exc, OSError):
+            raise RecsysEvalError(
+                f"loading {src} failed, nothing was written: {exc.strerror or exc}"
+            ) from exc
+        raise
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.kill()
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+    return LoadResult(
+        load_id=load_id,
+        load_seq=seq,
+        table=target,
+        source_file=str(src),
+        file_sha256=sha,
+        lines_read=totals.lines,
+        rows_loaded=totals.valid,
+        rows_quarantined=totals.quarantined,
+        blank_lines=totals.blank,
+        skipped_duplicate=False,
+        seconds=time.perf_counter() - t0,
+        bom=totals.bom,
+        crlf_lines=totals.crlf,
+        phases=phases,
+    )
+
+
+def _insert_sql(table: str, layout: Layout) -> tuple[str, str]:
+    """Insert statements; params load_id, seq, file (+ schema, table, time for quarantine).
+
+    The data statement reads a batch of chunk files (@FILES@, a list literal) and adds each
+    file's line offset (@OFFSETS@, a VALUES list) to its chunk-relative line numbers. The
+    quarantine statement reads one chunk file (@FILE@) with offset @OFF@.
+    """
+    read_cols = "{'l': 'bigint', 'd': " + _sql_str(layout.read_type()) + "}"
+    exprs = ", ".join(c[3] for c in layout.columns)
+    data = (
+        f"insert into {RAW_SCHEMA}.{table} select ?, ?, ?, r.l + o.off, {exprs} "
+        f"from read_json(@FILES@, format = 'newline_delimited', columns = {read_cols}, "
+        f"maximum_object_size = {MAX_OBJECT_SIZE}, filename = true) r "
+        "join (values @OFFSETS@) o(f, off) on r.filename = o.f"
+    )
+    qcols = "{'l': 'bigint', 'raw': 'varchar', 'errors': 'varchar', 'n': 'integer'}"
+    quarantine = (
+        "insert into raw.quarantine select ?, ?, ?, l + @OFF@, ?, ?, raw, errors, n, ? "
+        f"from read_json(@FILE@, format = 'newline_delimited', columns = {qcols}, "
+        f"maximum_object_size = {MAX_OBJECT_SIZE})"
+    )
+    return data, quarantine
+
+
+def _fill(template: str, file: str, offset: int) -> str:
+    return template.replace("@FILE@", _sql_str(file)).replace("@OFF@", str(int(offset)))
+
+
+def _fill_batch(template: str, batch: list[tuple[str, int]]) -> str:
+    files = "[" + ", ".join(_sql_str(f) for f, _ in batch) + "]"
+    offsets = ", ".join(f"({_sql_str(f)}, {int(off)}::bigint)" for f, off in batch)
+    return template.replace("@FILES@", files).replace("@OFFSETS@", offsets)
+
+
+def _quarantine_bad_timestamps(
+    con: duckdb.DuckDBPyConnection,
+    src: Path,
+    table: str,
+    schema_name: str,
+    load_id: str,
+    seq: int,
+    now: datetime,
+) -> int:
+    """Move schema-valid rows whose `ts` DuckDB cannot represent into the quarantine."""
+    bad = con.execute(
+        f"select line_no from {RAW_SCHEMA}.{table} where load_id = ? and ts is null",
+        [load_id],
+    ).fetchall()
+    if not bad:
+        return 0
+    wanted = {int(r[0]) for r in bad}
+    raws = _read_lines(src, wanted)
+    rows = []
+    for line_no in sorted(wanted):
+        raw = raws.get(line_no, b"")
+        ts_text = _ts_of(raw)
+        error = LineError(
+            "$.ts",
+            RULE_REPRESENTABLE,
+            f"timestamp {ts_text!r} cannot be represented as a warehouse (DuckDB) timestamp",
+        )
+        rows.append(
+            [
+                load_id,
+                seq,
+                str(src),
+                line_no,
+                schema_name,
+                table,
+                raw.decode("utf-8", "replace"),
+                orjson.dumps([error.as_dict()]).decode(),
+                1,
+                now,
+            ]
+        )
+    con.execute(
+        f"delete from {RAW_SCHEMA}.{table} where load_id = ? and ts is null",
+        [load_id],
+    )
+    con.executemany("insert into raw.quarantine values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    return len(rows)
+
+
+def _ts_of(raw: bytes) -> str:
+    try:
+        doc = orjson.loads(raw)
+        return str(doc.get("ts"))
+    except (orjson.JSONDecodeError, AttributeError):
+        return "?"
+
+
+def _read_lines(path: Path, wanted: set[int]) -> dict[int, bytes]:
+    """The raw text (without line ending and BOM) of the given 1-based physical lines."""
+    found: dict[int, bytes] = {}
+    last = max(wanted)
+    with path.open("rb") as fh:
+        for no, line in enumerate(fh, start=1):
+            if no in wanted:
+                text = line.rstrip(b"\n")
+                text = text[:-1] if text.endswith(b"\r") else text
+                if no == 1 and text.startswith(BOM):
+                    text = text[len(BOM) :]
+                found[no] = text
+            if no >= last:
+                break
+    return found
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:
+    sys.exit(_worker_main())

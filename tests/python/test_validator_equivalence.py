@@ -1,0 +1,209 @@
+"""The fast validator (orjson + jsonschema-rs) accepts exactly what python-jsonschema accepts."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import orjson
+import pytest
+from jsonschema import Draft7Validator
+
+from recsys_eval import schema_registry
+from recsys_eval.validation import RecordValidator
+
+VALUES: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    1.0,
+    2.0,
+    1.5,
+    -0.0,
+    0.0,
+    -1e-9,
+    1e308,
+    2**31,
+    2**53 + 1,
+    2**63 - 1,
+    2**63,
+    2**64 - 1,
+    2**64,
+    10**30,
+    -(10**30),
+    "",
+    "x",
+    "ü",
+    "🙂",
+    "a\u0000b",
+    " ",
+    "click",
+    "Click",
+    "conversion",
+    "2025-01-01T00:00:00Z",
+    "2025-01-01t00:00:00z",
+    "2025-01-01T00:00:00+05:30",
+    "2025-01-01T00:00:00.123456Z",
+    "2025-01-01T23:59:60Z",
+    "2025-02-30T00:00:00Z",
+    "0000-01-01T00:00:00Z",
+    "2025-01-01T00:00:00",
+    "2025-01-01 00:00:00Z",
+    "2025-01-01T00:00:00Z\n",
+    "\uff12\uff10\uff12\uff15-01-01T00:00:00Z",  # full-width digits
+    [],
+    ["x"],
+    ["", "y"],
+    [1],
+    {},
+    {"a": "b"},
+    {"a": 1},
+    {"ü": "ö"},
+    [{"item_id": "i", "rank": 1}],
+    [{"item_id": "i"}],
+]
+
+BASE: dict[str, dict[str, Any]] = {
+    "exposure.v1": {
+        "request_id": "r1",
+        "user_id": "u1",
+        "ts": "2025-01-01T00:00:00Z",
+        "items": [
+            {
+                "item_id": "i1",
+                "rank": 1,
+                "propensity": 0.5,
+                "logging_propensity": 0.4,
+                "target_propensity": 0.3,
+            },
+            {"item_id": "i2", "rank": 2},
+        ],
+        "context": {"tenant": "t1"},
+        "latency_ms": 10.5,
+        "error": False,
+    },
+    "outcome.v1": {
+        "request_id": "r1",
+        "user_id": "u1",
+        "item_id": "i1",
+        "event_type": "click",
+        "value": 1,
+        "ts": "2025-01-01T00:00:10Z",
+    },
+    "assignment.v1": {
+        "experiment_id": "e1",
+        "variant": "A",
+        "request_id": "r1",
+        "user_id": "u1",
+        "ts": "2025-01-01T00:00:00Z",
+        "context": {"country": "FI"},
+    },
+    "ranklist.v1": {
+        "request_id": "r1",
+        "user_id": "u1",
+        "ts": "2025-01-01T00:00:00Z",
+        "items": ["i1", "i2"],
+        "context": {"tenant": "t1"},
+    },
+}
+
+
+def corpus(name: str) -> list[Any]:
+    base = BASE[name]
+    docs: list[Any] = [base]
+    for key in base:
+        dropped = dict(base)
+        del dropped[key]
+        docs.append(dropped)
+        for value in VALUES:
+            docs.append({**base, key: value})
+    docs.append({**base, "extra": 1})
+    docs.append({**base, "ÿ": "x"})
+    docs.extend([[], "x", 1, None, [base]])
+    if name == "exposure.v1":
+        item = base["items"][0]
+        for key in item:
+            dropped = dict(item)
+            del dropped[key]
+            docs.append({**base, "items": [dropped]})
+            for value in VALUES:
+                docs.append({**base, "items": [{**item, key: value}]})
+        docs.append({**base, "items": [{**item, "score": 1, "nested": {"x": [1]}}]})
+        docs.append({**base, "items": [item, "not an object"]})
+        docs.append({**base, "context": {"a": "b", "c": None}})
+    if name == "ranklist.v1":
+        docs.append({**base, "items": ["i1", ""]})
+        docs.append({**base, "items": ["i1", 2]})
+    return docs
+
+
+def raw_lines(name: str) -> list[bytes]:
+    lines = [json.dumps(d, ensure_ascii=False).encode() for d in corpus(name)]
+    # Number spellings json.dumps never writes.
+    template = json.dumps(BASE[name]).encode()
+    targets = {
+        "exposure.v1": [b'"rank": 1', b'"latency_ms": 10.5'],
+        "outcome.v1": [b'"value": 1'],
+        "assignment.v1": [b'"user_id": "u1"'],
+        "ranklist.v1": [b'"user_id": "u1"'],
+    }[name]
+    spellings = [b"1e0", b"1E2", b"1.0e1", b"-0", b"1e400", b"0.5e-400", b"100000000000000000000"]
+    for spelling in spellings:
+        for target in targets:
+            assert target in template
+            lines.append(template.replace(target, target.split(b":")[0] + b": " + spelling, 1))
+    lines.append(template.replace(b'"u1"', b'"\\ud800"'))  # unpaired surrogate
+    lines.append(template.replace(b'"r1"', b'"r1", "request_id": 5'))  # duplicate key
+    return lines
+
+
+@pytest.mark.parametrize("name", list(BASE))
+def test_fast_validator_agrees_with_python_jsonschema(name: str) -> None:
+    schema = schema_registry.resolve(name).schema
+    canonical = Draft7Validator(schema, format_checker=Draft7Validator.FORMAT_CHECKER)
+    fast = RecordValidator(schema)
+    lines = raw_lines(name)
+    assert len(lines) >= 150
+    disagreements = []
+    fast_checked = accepted = 0
+    for raw in lines:
+        expected = canonical.is_valid(json.loads(raw))
+        accepted += expected
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            doc = None
+        else:
+            fast_checked += 1
+            if fast.is_valid(copy.deepcopy(doc)) != expected:
+                disagreements.append((raw, "fast", expected))
+        if fast.check(raw).ok != expected:
+            disagreements.append((raw, "check", expected))
+    assert disagreements == []
+    assert fast_checked >= len(lines) - 4
+    assert 10 < accepted < len(lines) - 100  # the corpus has both kinds
+
+
+def test_corpus_size() -> None:
+    assert sum(len(raw_lines(n)) for n in BASE) >= 300
+
+
+def test_representable_validator_only_narrows() -> None:
+    # In loader mode every accepted line is also accepted by python-jsonschema.
+    for name in BASE:
+        schema = schema_registry.resolve(name).schema
+        canonical = Draft7Validator(schema, format_checker=Draft7Validator.FORMAT_CHECKER)
+        strict = RecordValidator(schema, representable=True)
+        for raw in raw_lines(name):
+            verdict = strict.check(raw)
+            if verdict.ok:
+                assert canonical.is_valid(json.loads(raw)), raw
+            elif verdict.unrepresentable:
+                assert canonical.is_valid(json.loads(raw)), raw
+                assert [e.rule for e in verdict.errors] == ["representable"] * len(verdict.errors)
+            else:
+                assert not canonical.is_valid(json.loads(raw)), raw
