@@ -24,7 +24,7 @@ from typing import Any
 
 import jsonschema_rs
 import orjson
-from rfc3339_validator import validate_rfc3339
+from rfc3339_validator import RFC3339_REGEX, validate_rfc3339
 
 BOM = b"\xef\xbb\xbf"
 JSON_WS = b" \t\r\n"
@@ -45,11 +45,26 @@ RULE_REPRESENTABLE = "representable"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+_DATE_VERDICTS: dict[str, bool] = {}
+
+
 def is_datetime(value: object) -> bool:
-    """`format: date-time` exactly as python-jsonschema's FORMAT_CHECKER checks it."""
+    """`format: date-time` exactly as python-jsonschema's FORMAT_CHECKER checks it
+    (`validate_rfc3339(value.upper())`), with the calendar check memoised per date: once the
+    same regex matched, the verdict depends only on the first ten characters (YYYY-MM-DD)."""
     if not isinstance(value, str):
         return True
-    return validate_rfc3339(value.upper())
+    upper = value.upper()
+    if RFC3339_REGEX.match(upper) is None:
+        return False
+    date = upper[:10]
+    verdict = _DATE_VERDICTS.get(date)
+    if verdict is None:
+        verdict = validate_rfc3339(upper)
+        if len(_DATE_VERDICTS) > 100_000:
+            _DATE_VERDICTS.clear()
+        _DATE_VERDICTS[date] = verdict
+    return verdict
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import pytest
 from jsonschema import Draft7Validator
 
 from recsys_eval import schema_registry
+from recsys_eval.fast_accept import fast_accept_for
 from recsys_eval.validation import RecordValidator
 
 VALUES: list[Any] = [
@@ -207,3 +208,58 @@ def test_representable_validator_only_narrows() -> None:
                 assert [e.rule for e in verdict.errors] == ["representable"] * len(verdict.errors)
             else:
                 assert not canonical.is_valid(json.loads(raw)), raw
+
+
+@pytest.mark.parametrize("name", list(BASE))
+def test_msgspec_fast_accept_only_accepts_what_the_loader_accepts(name: str) -> None:
+    """The loader's accept-only pre-check (fast_accept) never accepts a line the canonical
+    path would refuse, and the record it writes is the one python-jsonschema validated."""
+    schema = schema_registry.resolve(name).schema
+    accept = fast_accept_for(schema)
+    assert accept is not None
+    strict = RecordValidator(schema, representable=True)
+    accepted = 0
+    for raw in raw_lines(name):
+        encoded = accept(raw)
+        if encoded is None:
+            continue
+        accepted += 1
+        verdict = strict.check(raw)
+        assert verdict.ok, raw
+        written = orjson.loads(encoded)
+        if name == "exposure.v1":  # extra item keys are allowed by the schema but not kept
+            for item in verdict.doc["items"]:
+                for key in set(item) - {
+                    "item_id",
+                    "rank",
+                    "propensity",
+                    "logging_propensity",
+                    "target_propensity",
+                }:
+                    del item[key]
+        # numbers are compared as the warehouse stores them (double; rank fits BIGINT either way)
+        assert as_doubles(written) == as_doubles(verdict.doc), raw
+    assert accepted >= 10
+
+
+def as_doubles(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: as_doubles(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_doubles(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def test_msgspec_fast_accept_serves_only_the_bundled_contracts() -> None:
+    schema = copy.deepcopy(schema_registry.resolve("outcome.v1").schema)
+    assert fast_accept_for(schema) is not None
+    schema["properties"]["event_type"]["enum"].append("purchase")
+    assert fast_accept_for(schema) is None
+    assert fast_accept_for(schema_registry.resolve("manifest.v1").schema) is None
+    # duplicate keys: the last value is the one written, as python's json keeps it
+    accept = fast_accept_for(schema_registry.resolve("outcome.v1").schema)
+    line = b'{"request_id":"a","request_id":"b","user_id":"u","item_id":"i","event_type":"click","ts":"2025-01-01T00:00:00Z"}'
+    out = accept(line)
+    assert out is None or orjson.loads(out)["request_id"] == "b"

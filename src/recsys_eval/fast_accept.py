@@ -1,0 +1,116 @@
+"""An accept-only pre-check for the four evaluation contracts, decoded straight into typed
+structs by msgspec (about 3x cheaper than parsing to Python objects and validating them).
+
+It only ever *accepts*: every record it accepts is valid under the JSON Schema (and fits the
+warehouse types), because its structs are at least as strict as the schema: closed records,
+required fields, `minLength`, `minimum`, the `event_type` enum, finite numbers, integers within
+BIGINT, and `date-time` checked with the very function python-jsonschema uses. Anything it
+refuses (an integer written `1.0`, an unusual escape, a real error) falls through to the
+canonical path in `validation.py`, which decides. `tests/python/test_validator_equivalence.py`
+checks the claim on a corpus.
+
+A schema is served by this path only when it is byte-for-byte the bundled contract.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from recsys_eval.paths import schemas_dir
+from recsys_eval.validation import INT64_SAFE_MAX, is_datetime
+
+_MAX = sys.float_info.max
+NonEmpty = Annotated[str, Meta(min_length=1)]
+Rank = Annotated[int, Meta(ge=1, le=INT64_SAFE_MAX)]
+NonNegative = Annotated[float, Meta(ge=0, le=_MAX)]
+Finite = Annotated[float, Meta(ge=-_MAX, le=_MAX)]
+
+
+class ExposureItem(Struct):
+    """Items are open in exposure.v1: extra keys pass and are not kept."""
+
+    item_id: NonEmpty
+    rank: Rank
+    propensity: NonNegative | UnsetType = UNSET
+    logging_propensity: NonNegative | UnsetType = UNSET
+    target_propensity: NonNegative | UnsetType = UNSET
+
+
+class Exposure(Struct, forbid_unknown_fields=True):
+    request_id: NonEmpty
+    user_id: NonEmpty
+    ts: str
+    items: list[ExposureItem]
+    context: dict[str, str] | UnsetType = UNSET
+    latency_ms: NonNegative | UnsetType = UNSET
+    error: bool | UnsetType = UNSET
+
+
+class Outcome(Struct, forbid_unknown_fields=True):
+    request_id: NonEmpty
+    user_id: NonEmpty
+    item_id: NonEmpty
+    event_type: Literal["click", "conversion"]
+    ts: str
+    value: Finite | UnsetType = UNSET
+
+
+class Assignment(Struct, forbid_unknown_fields=True):
+    experiment_id: NonEmpty
+    variant: NonEmpty
+    request_id: NonEmpty
+    user_id: NonEmpty
+    ts: str
+    context: dict[str, str] | UnsetType = UNSET
+
+
+class RankList(Struct, forbid_unknown_fields=True):
+    request_id: NonEmpty
+    user_id: NonEmpty
+    ts: str
+    items: list[NonEmpty]
+    context: dict[str, str] | UnsetType = UNSET
+
+
+_STRUCTS: dict[str, type[Struct]] = {
+    "exposure.v1.json": Exposure,
+    "outcome.v1.json": Outcome,
+    "assignment.v1.json": Assignment,
+    "ranklist.v1.json": RankList,
+}
+
+
+def _canonical(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, sort_keys=True)
+
+
+def fast_accept_for(schema: dict[str, Any]) -> Callable[[bytes], bytes | None] | None:
+    """`accept(line) -> re-encoded record or None`, or None when the schema is not a bundled
+    evaluation contract."""
+    name = schema.get("$id")
+    struct = _STRUCTS.get(name) if isinstance(name, str) else None
+    if struct is None:
+        return None
+    bundled = schemas_dir() / name
+    if not bundled.exists() or _canonical(json.loads(bundled.read_text())) != _canonical(schema):
+        return None
+    decode = msgspec.json.Decoder(struct).decode
+    encode = msgspec.json.Encoder().encode
+    refused = (msgspec.DecodeError, UnicodeDecodeError)
+
+    def accept(line: bytes) -> bytes | None:
+        try:
+            record = decode(line)
+        except refused:
+            return None
+        if not is_datetime(record.ts):
+            return None
+        return encode(record)
+
+    return accept
