@@ -52,7 +52,10 @@ def render(report: dict[str, Any]) -> str:
                 f"               duplicate exposure request_ids: "
                 f"{join['duplicate_exposure_request_ids']} (a logging bug)"
             )
-        failing = [c for c in dq.get("checks", []) if c.get("failing_rows")]
+        checks = dq.get("checks", [])
+        failing = [c for c in checks if c.get("failing_rows")]
+        if checks and not failing:
+            lines.append(f"  checks       {len(checks)} run, no findings")
         if failing:
             lines.append("  checks with findings:")
             for c in failing:
