@@ -1,0 +1,380 @@
+{%- set specs = recsys_eval.offline_metric_specs() %}
+
+with
+
+cases as (
+
+    select * from {{ ref('int_recsys_eval__offline_cases') }}
+
+),
+
+case_items as (
+
+    select * from {{ ref('int_recsys_eval__offline_case_items') }}
+
+),
+
+request_metrics as (
+
+    select * from {{ ref('fct_offline_request_metrics') }}
+
+),
+
+outcomes as (
+
+    select * from {{ ref('int_recsys_eval__outcomes_windowed') }}
+
+),
+
+metric_specs as (
+
+    -- every family of var recsys_eval__offline_metrics, in configured order
+    {{ recsys_eval.offline_metric_specs_sql(specs) }}
+
+),
+
+----------  scopes: the global population and each segment's cases (reference §4.8)
+
+scoped_cases as (
+
+    select
+        'global' as scope,
+        '__global__' as segment_key,
+        request_id
+
+    from cases
+
+    union all
+
+    select
+        'segment' as scope,
+        segment_key,
+        request_id
+
+    from cases
+
+),
+
+scopes as (
+
+    -- the global scope exists even without cases (every value is then 0); segments only with cases
+    select
+        'global' as scope,
+        '__global__' as segment_key
+
+    union all
+
+    select distinct
+        'segment' as scope,
+        segment_key
+
+    from cases
+
+),
+
+scope_cases as (
+
+    select
+        scopes.scope,
+        scopes.segment_key,
+        count(scoped_cases.request_id) as cases
+
+    from scopes
+    left join scoped_cases
+        on
+            scopes.scope = scoped_cases.scope
+            and scopes.segment_key = scoped_cases.segment_key
+    group by
+        scopes.scope,
+        scopes.segment_key
+
+),
+
+----------  per-case families: the arithmetic mean over the scope's cases
+
+per_case_sums as (
+
+    select
+        scoped_cases.scope,
+        scoped_cases.segment_key,
+        request_metrics.metric_position,
+        sum(request_metrics.metric_value) as metric_value_sum
+
+    from request_metrics
+    inner join scoped_cases
+        on request_metrics.request_id = scoped_cases.request_id
+    group by
+        scoped_cases.scope,
+        scoped_cases.segment_key,
+        request_metrics.metric_position
+
+),
+
+----------  dataset families (reference §4.5): empty item ids are ignored throughout
+
+scoped_items as (
+
+    -- every occurrence in a full list L of the scope's cases
+    select
+        scoped_cases.scope,
+        scoped_cases.segment_key,
+        case_items.request_id,
+        case_items.item_position,
+        case_items.item_id
+
+    from case_items
+    inner join scoped_cases
+        on case_items.request_id = scoped_cases.request_id
+    where case_items.item_id != ''
+
+),
+
+scoped_relevant_items as (
+
+    select distinct
+        scoped_cases.scope,
+        scoped_cases.segment_key,
+        outcomes.item_id
+
+    from outcomes
+    inner join scoped_cases
+        on outcomes.request_id = scoped_cases.request_id
+    where
+        outcomes.event_type_normalized in ('click', 'conversion')
+        and outcomes.item_id != ''
+
+),
+
+item_universe as (
+
+    -- coverage denominator: distinct items in some full L or some R
+    select
+        scope,
+        segment_key,
+        count(distinct item_id) as universe_items
+
+    from (
+        select
+            scope,
+            segment_key,
+            item_id
+        from scoped_items
+
+        union all
+
+        select
+            scope,
+            segment_key,
+            item_id
+        from scoped_relevant_items
+    ) as listed_or_relevant
+    group by
+        scope,
+        segment_key
+
+),
+
+item_popularity as (
+
+    -- novelty: pop(i) over the full lists
+    select
+        scope,
+        segment_key,
+        item_id,
+        count(*) as popularity
+
+    from scoped_items
+    group by
+        scope,
+        segment_key,
+        item_id
+
+),
+
+popularity_totals as (
+
+    select
+        scope,
+        segment_key,
+        sum(popularity) as total_popularity
+
+    from item_popularity
+    group by
+        scope,
+        segment_key
+
+),
+
+top_k_items as (
+
+    -- every occurrence in some Lk, per dataset-level spec
+    select
+        scoped_items.scope,
+        scoped_items.segment_key,
+        metric_specs.metric_position,
+        scoped_items.item_id,
+        {{ recsys_eval.metric_novelty_term('item_popularity.popularity', 'popularity_totals.total_popularity') }}
+            as novelty_term
+
+    from scoped_items
+    inner join metric_specs
+        on
+            metric_specs.metric_kind = 'dataset'
+            and scoped_items.item_position <= metric_specs.k
+    inner join item_popularity
+        on
+            scoped_items.scope = item_popularity.scope
+            and scoped_items.segment_key = item_popularity.segment_key
+            and scoped_items.item_id = item_popularity.item_id
+    inner join popularity_totals
+        on
+            scoped_items.scope = popularity_totals.scope
+            and scoped_items.segment_key = popularity_totals.segment_key
+
+),
+
+top_k_item_counts as (
+
+    select
+        scope,
+        segment_key,
+        metric_position,
+        item_id,
+        count(*) as item_occurrences
+
+    from top_k_items
+    group by
+        scope,
+        segment_key,
+        metric_position,
+        item_id
+
+),
+
+top_k_totals as (
+
+    select
+        top_k_item_counts.scope,
+        top_k_item_counts.segment_key,
+        top_k_item_counts.metric_position,
+        count(*) as covered_items,
+        sum(top_k_item_counts.item_occurrences) as occurrences
+
+    from top_k_item_counts
+    group by
+        top_k_item_counts.scope,
+        top_k_item_counts.segment_key,
+        top_k_item_counts.metric_position
+
+),
+
+top_k_entropy as (
+
+    select
+        top_k_item_counts.scope,
+        top_k_item_counts.segment_key,
+        top_k_item_counts.metric_position,
+        sum(
+            {{ recsys_eval.metric_entropy_term(
+                'top_k_item_counts.item_occurrences', 'top_k_totals.occurrences') }}
+        ) as entropy
+
+    from top_k_item_counts
+    inner join top_k_totals
+        on
+            top_k_item_counts.scope = top_k_totals.scope
+            and top_k_item_counts.segment_key = top_k_totals.segment_key
+            and top_k_item_counts.metric_position = top_k_totals.metric_position
+    group by
+        top_k_item_counts.scope,
+        top_k_item_counts.segment_key,
+        top_k_item_counts.metric_position
+
+),
+
+top_k_novelty as (
+
+    select
+        scope,
+        segment_key,
+        metric_position,
+        sum(novelty_term) as novelty_sum
+
+    from top_k_items
+    group by
+        scope,
+        segment_key,
+        metric_position
+
+),
+
+dataset_values as (
+
+    select
+        top_k_totals.scope,
+        top_k_totals.segment_key,
+        top_k_totals.metric_position,
+        top_k_totals.covered_items,
+        top_k_totals.occurrences,
+        top_k_entropy.entropy,
+        top_k_novelty.novelty_sum
+
+    from top_k_totals
+    inner join top_k_entropy
+        on
+            top_k_totals.scope = top_k_entropy.scope
+            and top_k_totals.segment_key = top_k_entropy.segment_key
+            and top_k_totals.metric_position = top_k_entropy.metric_position
+    inner join top_k_novelty
+        on
+            top_k_totals.scope = top_k_novelty.scope
+            and top_k_totals.segment_key = top_k_novelty.segment_key
+            and top_k_totals.metric_position = top_k_novelty.metric_position
+
+),
+
+----------  one row per scope x configured metric
+
+final as (
+
+    select
+        scope_cases.scope,
+        scope_cases.segment_key,
+        metric_specs.metric_position,
+        metric_specs.metric_name,
+        metric_specs.metric_family,
+        metric_specs.k,
+        metric_specs.metric_kind,
+        cast(
+            case metric_specs.metric_family
+                when 'coverage' then {{ recsys_eval.metric_coverage(
+                    'coalesce(dataset_values.covered_items, 0)', 'item_universe.universe_items') }}
+                when 'novelty' then {{ recsys_eval.safe_divide(
+                    'dataset_values.novelty_sum', 'dataset_values.occurrences') }}
+                when 'diversity' then {{ recsys_eval.metric_diversity(
+                    'dataset_values.entropy', 'dataset_values.occurrences', 'dataset_values.covered_items') }}
+                else {{ recsys_eval.safe_divide('per_case_sums.metric_value_sum', 'scope_cases.cases') }}
+            end as {{ recsys_eval.type_double() }}
+        ) as metric_value,
+        scope_cases.cases
+
+    from scope_cases
+    cross join metric_specs
+    left join per_case_sums
+        on
+            scope_cases.scope = per_case_sums.scope
+            and scope_cases.segment_key = per_case_sums.segment_key
+            and metric_specs.metric_position = per_case_sums.metric_position
+    left join dataset_values
+        on
+            scope_cases.scope = dataset_values.scope
+            and scope_cases.segment_key = dataset_values.segment_key
+            and metric_specs.metric_position = dataset_values.metric_position
+    left join item_universe
+        on
+            scope_cases.scope = item_universe.scope
+            and scope_cases.segment_key = item_universe.segment_key
+
+)
+
+select * from final
