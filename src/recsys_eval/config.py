@@ -20,6 +20,9 @@ from recsys_eval.errors import ConfigError
 
 MODES = ("offline", "experiment", "ope", "interleaving", "aa-check")
 SOURCE_TYPES = ("jsonl", "postgres", "duckdb")
+METRIC_FAMILIES = (
+    "precision", "recall", "map", "ndcg", "hitrate", "mrr", "coverage", "novelty", "diversity",
+)  # fmt: skip
 # Identifiers that reach SQL (slice keys, experiment ids, variant names) must look like this.
 SAFE_KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 
@@ -411,6 +414,12 @@ def _validate_for_mode(mode: str, cfg: dict[str, Any], file: Path) -> None:
         for i, m in enumerate(metrics):
             if "name" not in m:
                 raise ConfigError(f"{file}: offline.metrics[{i}].name: required")
+            family = m["name"].strip().lower().removesuffix("@k")
+            if family not in METRIC_FAMILIES:
+                raise ConfigError(
+                    f"{file}: offline.metrics[{i}].name: unknown metric: {m['name']} "
+                    f"(known: {', '.join(METRIC_FAMILIES)})"
+                )
             if m.get("k", 0) <= 0:
                 raise ConfigError(f"{file}: offline.metrics[{i}]: {m['name']}@K requires k > 0")
         split = cfg["offline"].get("time_split")

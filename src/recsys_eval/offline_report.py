@@ -16,8 +16,8 @@ HIGHLIGHT_PRIORITY = ("ndcg", "map", "precision", "recall", "coverage", "hitrate
 
 
 def metric_list(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`[{name, value}]` in configuration order (rows carry `metric_order`)."""
-    ordered = sorted(rows, key=lambda r: int(r["metric_order"]))
+    """`[{name, value}]` in configuration order (rows carry `metric_position`)."""
+    ordered = sorted(rows, key=lambda r: int(r["metric_position"]))
     return [{"name": r["metric_name"], "value": float(r["metric_value"])} for r in ordered]
 
 

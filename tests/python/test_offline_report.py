@@ -20,7 +20,7 @@ from recsys_eval.offline_report import (
 
 def rows(*pairs, segment=None):
     return [
-        {"metric_name": n, "metric_value": v, "metric_order": i, "segment_key": segment}
+        {"metric_name": n, "metric_value": v, "metric_position": i, "segment_key": segment}
         for i, (n, v) in enumerate(pairs)
     ]
 

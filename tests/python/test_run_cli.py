@@ -11,7 +11,7 @@ import pytest
 from conftest import CONFIGS, ROOT
 
 from recsys_eval.cli import main
-from recsys_eval.errors import EXIT_ERROR, EXIT_OK
+from recsys_eval.errors import EXIT_ERROR, EXIT_GATE, EXIT_OK
 
 
 @pytest.fixture
@@ -66,6 +66,9 @@ def test_offline_run_reproduces_the_golden_data_quality(tmp_path: Path, in_repo,
         "Add a baseline report to measure deltas over time.",
         "Increase sample size to stabilize metrics.",
     ]
+    assert report["offline"]["metrics"] == expected["offline"]["metrics"]
+    assert report["offline"]["by_segment"] == expected["offline"]["by_segment"]
+    assert "gates_not_evaluated: offline gates need --baseline" in report["warnings"]
     assert report["effective_config"]["eval"]["offline"]["slice_keys"] == ["tenant", "surface"]
     # The marts stay queryable in the kept database.
     con = duckdb.connect(str(db), read_only=True)
@@ -186,6 +189,138 @@ def test_findings_of_the_extra_checks_reach_the_report(tmp_path: Path, in_repo) 
     assert found["rank_gaps"] == (1, 4)
     assert report["data_quality"]["join_integrity"]["duplicate_exposure_request_ids"] == 1
     assert "data_quality_orphan_outcomes: 1 of 5" in report["warnings"]
+
+
+ENVELOPE = (
+    "run_id",
+    "created_at",
+    "binary_version",
+    "git_commit",
+    "effective_config",
+    "input_dataset_fingerprint",
+    "version",
+)
+
+
+def approx_tree(value):
+    if isinstance(value, dict):
+        return {k: approx_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [approx_tree(v) for v in value]
+    if isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool)):
+        return pytest.approx(value, abs=1e-12)
+    return value
+
+
+def test_offline_self_comparison_reproduces_the_golden_report(
+    tmp_path: Path, in_repo, golden
+) -> None:
+    """§11.2: precision@2 and recall@2 by tenant and surface, run once, then again with the
+    first report as --baseline. Everything but the injected envelope constants matches."""
+    cfg = tmp_path / "golden.yaml"
+    cfg.write_text(
+        "mode: offline\noffline:\n  metrics:\n    - {name: precision, k: 2}\n    - {name: recall, k: 2}\n  slice_keys: [tenant, surface]\n"
+    )
+    first = tmp_path / "first.json"
+    args = ["run", "--dataset", str(CONFIGS / "dataset.tiny.yaml"), "--config", str(cfg)]
+    assert main([*args, "--output", str(first)]) == EXIT_OK
+    second = tmp_path / "second.json"
+    assert main([*args, "--output", str(second), "--baseline", str(first)]) == EXIT_OK
+    report = json.loads(second.read_text())
+    expected = golden("offline")
+    assert (
+        report["offline"]["baseline"]["baseline_run_id"] == json.loads(first.read_text())["run_id"]
+    )
+    report["offline"]["baseline"]["baseline_run_id"] = expected["offline"]["baseline"][
+        "baseline_run_id"
+    ]
+    for key in ENVELOPE:
+        report.pop(key, None)
+        expected.pop(key, None)
+    report["data_quality"].pop("checks")
+    assert report.pop("warnings") == ["low_exposure_join_rate: 0.6667 is below 0.95"]
+    assert report == approx_tree(expected)
+
+
+def test_ci_gate_against_the_golden_baseline_passes(tmp_path: Path, in_repo, golden) -> None:
+    """The reference's CI: offline.ci.yaml with golden/offline.json as baseline passes (exit 0)."""
+    golden("offline")
+    from conftest import REFERENCE
+
+    code, out = run(tmp_path, "--baseline", str(REFERENCE / "golden" / "offline.json"))
+    assert code == EXIT_OK
+    report = json.loads(out.read_text())
+    assert report["gates"] == [
+        {"metric": "precision@2", "max_drop": 0.001, "delta": 0, "passed": True}
+    ]
+    assert report["summary"]["executive"]["decision"] == "pass"
+
+
+def test_a_failed_gate_exits_4_and_still_writes_the_report(
+    tmp_path: Path, in_repo, golden, capsys
+) -> None:
+    baseline = golden("offline")
+    baseline["offline"]["metrics"][0]["value"] = 0.2  # precision@2 was higher before
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps(baseline))
+    history = tmp_path / "history"
+    cfg = tmp_path / "gate.yaml"
+    cfg.write_text(
+        f"mode: offline\noffline:\n  metrics: [{{name: precision, k: 2}}, {{name: ndcg, k: 2}}]\n  gates:\n    - {{metric: precision@2, max_drop: 0.01}}\n    - {{metric: ndcg@2, max_drop: 0.5}}\n  history_dir: {history}\n"
+    )
+    out = tmp_path / "r.json"
+    code = main(
+        [
+            "run",
+            "--dataset",
+            str(CONFIGS / "dataset.tiny.yaml"),
+            "--config",
+            str(cfg),
+            "--output",
+            str(out),
+            "--baseline",
+            str(path),
+        ]
+    )
+    assert code == EXIT_GATE
+    assert "ERROR: gate failed: precision@2 delta=-0.033333" in capsys.readouterr().err
+    report = json.loads(out.read_text())
+    executive = report["summary"]["executive"]
+    assert executive["decision"] == "fail"
+    assert [g["metric"] for g in executive["gate_failures"]] == [
+        "precision@2",
+        "ndcg@2",
+    ]  # ndcg@2 has no baseline
+    assert executive["next_steps"][0] == "Investigate failing gates and re-run after fixes."
+    assert report["gates"][0]["delta"] == pytest.approx(1 / 6 - 0.2, abs=1e-12)
+    assert executive["highlights"][0]["name"] == "ndcg@2"
+    assert [p.name for p in history.iterdir()] == [f"{report['run_id']}.json"]
+
+
+def test_unknown_metric_is_refused_before_any_work(tmp_path: Path, in_repo, capsys) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("mode: offline\noffline:\n  metrics: [{name: auc, k: 2}]\n")
+    code = main(
+        [
+            "run",
+            "--dataset",
+            str(CONFIGS / "dataset.tiny.yaml"),
+            "--config",
+            str(cfg),
+            "--output",
+            str(tmp_path / "r.json"),
+        ]
+    )
+    assert code == EXIT_ERROR
+    assert "unknown metric: auc" in capsys.readouterr().err
+
+
+def test_baseline_must_be_an_offline_report(tmp_path: Path, in_repo, capsys) -> None:
+    path = tmp_path / "b.json"
+    path.write_text('{"run_id": "x"}')
+    code, _ = run(tmp_path, "--baseline", str(path))
+    assert code == EXIT_ERROR
+    assert "baseline report missing offline section" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("mode", ["experiment", "ope", "interleaving", "aa-check"])

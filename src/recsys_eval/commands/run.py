@@ -12,8 +12,16 @@ from typing import Any
 
 from recsys_eval import __version__
 from recsys_eval.config import RunConfig, load_run_config
-from recsys_eval.errors import ConfigError, RecsysEvalError
+from recsys_eval.errors import EXIT_GATE, EXIT_OK, ConfigError, RecsysEvalError
 from recsys_eval.metadata import dataset_fingerprint, effective_config
+from recsys_eval.offline_report import (
+    compare_baseline,
+    evaluate_gates,
+    highlights,
+    key_deltas,
+    offline_section,
+    read_baseline,
+)
 from recsys_eval.report import (
     REPORT_FORMAT_VERSION,
     RUN_ID_PREFIX,
@@ -37,8 +45,7 @@ SOURCE_TABLES = {
     "ranker_b": ("ranklist.v1", "ranker_b"),
 }
 # Modes whose own section is computed by this version. The others stop before any work.
-BUILT_MODES: dict[str, str] = {}
-DATA_QUALITY_ONLY_MODES = ("offline",)
+BUILT_MODES = ("offline",)
 MIN_JOIN_RATE = 0.95  # the product docs' advice; the dbt tests warn at the same level
 
 
@@ -79,16 +86,13 @@ def main(args: argparse.Namespace) -> int:
             "use json"
         )
     cfg = load_run_config(args.dataset, args.config, args.mode, args.experiment_id)
-    if cfg.mode not in BUILT_MODES and cfg.mode not in DATA_QUALITY_ONLY_MODES:
+    if cfg.mode not in BUILT_MODES:
         raise RecsysEvalError(
-            f"mode {cfg.mode!r} is not built in this version; available now: offline "
-            "(data quality section). Nothing was loaded or written."
+            f"mode {cfg.mode!r} is not built in this version; available now: offline. "
+            "Nothing was loaded or written."
         )
-    if args.baseline is not None and cfg.eval["offline"].get("gates"):
-        raise RecsysEvalError(
-            "offline gates need offline metrics, which are not built in this version; "
-            "remove --baseline (nothing was loaded or written)"
-        )
+    # The reference ignores --baseline outside offline mode; a bad baseline fails before work.
+    baseline = read_baseline(args.baseline) if args.baseline and cfg.mode == "offline" else None
     output = args.output
     if not output.resolve().parent.is_dir():
         raise RecsysEvalError(
@@ -100,20 +104,23 @@ def main(args: argparse.Namespace) -> int:
     try:
         database = args.database.resolve() if args.database else work_dir / "run.duckdb"
         loads = load_sources(cfg, database)
-        row = build_data_quality(cfg, database, work_dir)
+        marts = build_marts(cfg, database, work_dir)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
-    report = assemble_report(cfg, created, row, loads)
+    report = assemble_report(cfg, created, marts, loads, baseline)
     validate_against(report, "report.v1")
-    write_atomic(output, dumps(report))
-    if cfg.mode in DATA_QUALITY_ONLY_MODES:
-        print(
-            f"note: {cfg.mode} metrics are not built in this version; {output} holds the data "
-            "quality section",
-            file=sys.stderr,
-        )
-    return 0
+    text = dumps(report)
+    write_atomic(output, text)
+    history = cfg.eval["offline"].get("history_dir")
+    if cfg.mode == "offline" and history:
+        folder = Path(history)
+        folder.mkdir(mode=0o750, parents=True, exist_ok=True)
+        write_atomic(folder / f"{report['run_id']}.json", text)
+    failed = [g for g in report.get("gates", []) if not g["passed"]]
+    for gate in failed:
+        print(f"ERROR: gate failed: {gate['metric']} delta={gate['delta']:.6f}", file=sys.stderr)
+    return EXIT_GATE if failed else EXIT_OK
 
 
 def load_sources(cfg: RunConfig, database: Path) -> dict[str, Any]:
@@ -155,6 +162,9 @@ def dbt_vars(cfg: RunConfig) -> dict[str, Any]:
         # Offline and OPE ignore assignments even when the dataset lists them (reference §3).
         "recsys_eval__using_assignments": cfg.mode in ("experiment", "aa-check"),
         "recsys_eval__using_rankers": cfg.mode == "interleaving",
+        "recsys_eval__offline_metrics": [
+            {"name": m["name"], "k": m["k"]} for m in off.get("metrics", [])
+        ],
     }
     if cfg.mode in ("experiment", "aa-check") and exp.get("experiment_id"):
         out["recsys_eval__experiment_id"] = exp["experiment_id"]
@@ -166,11 +176,15 @@ def dbt_vars(cfg: RunConfig) -> dict[str, Any]:
     return out
 
 
-def build_data_quality(cfg: RunConfig, database: Path, work_dir: Path) -> dict[str, Any]:
+def build_marts(cfg: RunConfig, database: Path, work_dir: Path) -> dict[str, Any]:
+    """Build the models the mode needs and read back what the report uses."""
     from recsys_eval.dbt_runner import build
     from recsys_eval.warehouse import connect
 
-    build(database, dbt_vars(cfg), ["+fct_data_quality", "+fct_data_quality_checks"], work_dir)
+    select = ["+fct_data_quality", "+fct_data_quality_checks"]
+    if cfg.mode == "offline":
+        select.append("+fct_offline_metrics")
+    build(database, dbt_vars(cfg), select, work_dir)
     con = connect(database, read_only=True)
     try:
         schema = _relation_schema(con, "fct_data_quality")
@@ -186,11 +200,20 @@ def build_data_quality(cfg: RunConfig, database: Path, work_dir: Path) -> dict[s
             order by check_name
             """
         ).fetchall()
+        offline_rows: list[dict[str, Any]] = []
+        if cfg.mode == "offline":
+            cur = con.execute(
+                f'select * from "{schema}".fct_offline_metrics order by scope, segment_key, '
+                "metric_position"
+            )
+            cols = [d[0] for d in cur.description]
+            offline_rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
     finally:
         con.close()
     if len(rows) != 1:
         raise RecsysEvalError(f"internal error: fct_data_quality has {len(rows)} global rows")
     row = dict(zip(names, rows[0], strict=True))
+    row["offline_rows"] = offline_rows
     row["checks"] = [
         {
             "check_name": name,
@@ -233,7 +256,11 @@ def _git_commit() -> str | None:
 
 
 def assemble_report(
-    cfg: RunConfig, created: Any, row: dict[str, Any], loads: dict[str, Any]
+    cfg: RunConfig,
+    created: Any,
+    row: dict[str, Any],
+    loads: dict[str, Any],
+    baseline: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     with_assignments = cfg.mode in ("experiment", "aa-check")
     dq = with_checks(data_quality_section(row, with_assignments), row["checks"])
@@ -246,6 +273,7 @@ def assemble_report(
     ]
     if loads["quarantined"]:
         warnings.append(f"quarantined_rows: {loads['quarantined']}")
+    executive: dict[str, Any] = {"decision": "not_configured", "highlights": []}
     report: dict[str, Any] = {
         "run_id": f"{RUN_ID_PREFIX[cfg.mode]}-{created.strftime('%Y%m%dT%H%M%SZ')}",
         "mode": cfg.mode,
@@ -254,27 +282,40 @@ def assemble_report(
         "binary_version": __version__,
         "effective_config": effective_config(cfg),
         "input_dataset_fingerprint": dataset_fingerprint(cfg),
-        "summary": {
-            "cases_evaluated": cases,
-            "executive": {
-                "decision": "not_configured",
-                "highlights": [],
-                "next_steps": next_steps(
-                    decision="not_configured",
-                    mode=cfg.mode,
-                    has_baseline=False,
-                    outcome_join_rate=dq["join_integrity"]["outcome_join_rate"],
-                    cases_evaluated=cases,
-                ),
-            },
-        },
-        "data_quality": dq,
+        "summary": {"cases_evaluated": cases, "executive": executive},
     }
+    if cfg.mode == "offline":
+        rows = row["offline_rows"]
+        section = offline_section(
+            [r for r in rows if r["scope"] == "global"],
+            [r for r in rows if r["scope"] == "segment"],
+        )
+        executive["highlights"] = highlights(section["metrics"])
+        gates_cfg = cfg.eval["offline"].get("gates", [])
+        if baseline is not None:
+            section["baseline"] = compare_baseline(section["metrics"], baseline)
+            executive["key_deltas"] = key_deltas(section["baseline"]["deltas"])
+            if gates_cfg:
+                # Gates are evaluated only against a baseline, as in the reference.
+                report["gates"] = evaluate_gates(gates_cfg, section["baseline"]["deltas"])
+                failed = [g for g in report["gates"] if not g["passed"]]
+                executive["decision"] = "fail" if failed else "pass"
+                if failed:
+                    executive["gate_failures"] = failed
+        elif gates_cfg:
+            warnings.append("gates_not_evaluated: offline gates need --baseline")
+        report["offline"] = section
+    executive["next_steps"] = next_steps(
+        decision=executive["decision"],
+        mode=cfg.mode,
+        has_baseline=baseline is not None,
+        outcome_join_rate=dq["join_integrity"]["outcome_join_rate"],
+        cases_evaluated=cases,
+    )
+    report["data_quality"] = dq
     commit = _git_commit()
     if commit:
         report["git_commit"] = commit
-    if cfg.mode in DATA_QUALITY_ONLY_MODES:
-        warnings.append(f"{cfg.mode}_metrics_not_built: this version writes data quality only")
     if warnings:
         report["warnings"] = warnings
     return report
