@@ -26,6 +26,27 @@ def render(report: dict[str, Any]) -> str:
         f"created {report.get('created_at', '?')}",
         f"cases evaluated: {report.get('summary', {}).get('cases_evaluated', 0)}",
     ]
+    executive = report.get("summary", {}).get("executive", {})
+    if executive.get("decision") and executive["decision"] != "not_configured":
+        lines.append(f"decision: {executive['decision'].upper()}")
+        for g in executive.get("gate_failures", []):
+            lines.append(
+                f"  gate failed: {g['metric']} delta {g['delta']:+.6f} (max drop {g['max_drop']})"
+            )
+    offline = report.get("offline")
+    if offline:
+        lines.append("")
+        lines.append("offline metrics")
+        deltas = {d["name"]: d for d in offline.get("baseline", {}).get("deltas", [])}
+        for m in offline.get("metrics", []):
+            extra = ""
+            if m["name"] in deltas:
+                d = deltas[m["name"]]
+                extra = f"   (baseline {d['before']:.6f}, delta {d['delta']:+.6f})"
+            lines.append(f"  {m['name']:<16} {m['value']:.6f}{extra}")
+        for seg, metrics in offline.get("by_segment", {}).items():
+            values = ", ".join(f"{m['name']} {m['value']:.4f}" for m in metrics)
+            lines.append(f"  [{seg}] {values}")
     dq = report.get("data_quality")
     if dq:
         lines.append("")
@@ -63,7 +84,6 @@ def render(report: dict[str, Any]) -> str:
                     f"    [{c['severity']}] {c['check_name']}: {c['failing_rows']} of "
                     f"{c['total_rows']} ({_pct(c['failing_rate'])})"
                 )
-    executive = report.get("summary", {}).get("executive", {})
     if executive.get("next_steps"):
         lines.append("")
         lines.append("next steps")
