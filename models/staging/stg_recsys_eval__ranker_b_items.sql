@@ -1,33 +1,4 @@
 {{ config(enabled=var('recsys_eval__using_rankers', true)) }}
-
-with
-
-lists as (
-
-    select * from {{ ref('stg_recsys_eval__ranker_b_lists') }}
-
-),
-
-unnested as (
-
-    {{ recsys_eval.unnest_with_ordinality('lists', 'items', 'item_id', 'item_position') }}
-
-),
-
-final as (
-
-    select
-        {{ dbt.concat(["ranklist_row_id", "'#'", "cast(item_position as " ~ dbt.type_string() ~ ")"]) }}
-            as ranklist_item_id,
-        ranklist_row_id,
-        request_id,
-        item_position,
-        coalesce(item_id, '') as item_id,
-        load_seq,
-        line_no
-
-    from unnested
-
-)
-
-select * from final
+-- depends_on: {{ ref('stg_recsys_eval__ranker_b_lists') }}
+-- One row per item of a ranker B list; the shared body is macros/staging/ranklist_staging.sql.
+{{ recsys_eval.ranklist_items('ranker_b') }}

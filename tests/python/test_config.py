@@ -69,7 +69,7 @@ def test_unknown_dataset_key(tmp_path: Path) -> None:
     "text,message",
     [
         (
-            "mode: offline\noffline:\n  metrics:\n    - name: p\n      k: two\n",
+            "mode: offline\noffline:\n  metrics:\n    - name: precision\n      k: two\n",
             r"k: expected an integer, got string 'two'",
         ),
         (
@@ -95,14 +95,14 @@ def test_bad_values_are_explained(tmp_path: Path, text: str, message: str) -> No
 def test_int_is_accepted_where_a_number_is_expected(tmp_path: Path) -> None:
     cfg = write(
         tmp_path,
-        "mode: offline\noffline:\n  metrics: [{name: p, k: 2}]\n  gates: [{metric: p@2, max_drop: 0}]\n",
+        "mode: offline\noffline:\n  metrics: [{name: precision, k: 2}]\n  gates: [{metric: p@2, max_drop: 0}]\n",
     )
     loaded = load_run_config(DATASET, cfg)
     assert loaded.eval["offline"]["gates"] == [{"metric": "p@2", "max_drop": 0.0}]
 
 
 def test_mode_flag_wins_and_mode_is_required(tmp_path: Path) -> None:
-    cfg = write(tmp_path, "offline:\n  metrics: [{name: p, k: 2}]\n")
+    cfg = write(tmp_path, "offline:\n  metrics: [{name: precision, k: 2}]\n")
     with pytest.raises(ConfigError, match="mode must be set in config or --mode"):
         load_run_config(DATASET, cfg)
     assert load_run_config(DATASET, cfg, mode_flag="Offline").mode == "offline"
@@ -126,7 +126,7 @@ def test_offline_needs_metrics_with_positive_k(tmp_path: Path) -> None:
 def test_slice_keys_cannot_carry_sql(tmp_path: Path, key: str) -> None:
     cfg = write(
         tmp_path,
-        f"mode: offline\noffline:\n  metrics: [{{name: p, k: 2}}]\n  slice_keys: [{key!r}]\n",
+        f"mode: offline\noffline:\n  metrics: [{{name: precision, k: 2}}]\n  slice_keys: [{key!r}]\n",
     )
     with pytest.raises(ConfigError, match=r"slice_keys\[0\]: .* is not a valid context key"):
         load_run_config(DATASET, cfg)
@@ -169,7 +169,7 @@ def test_experiment_mode_requires_assignments(tmp_path: Path) -> None:
 
 
 def test_time_split_is_validated(tmp_path: Path) -> None:
-    base = "mode: offline\noffline:\n  metrics: [{name: p, k: 2}]\n  time_split:\n"
+    base = "mode: offline\noffline:\n  metrics: [{name: precision, k: 2}]\n  time_split:\n"
     bad_order = (
         base
         + "    train: {start: '2025-01-02T00:00:00Z', end: '2025-01-01T00:00:00Z'}\n    test: {start: '2025-01-03T00:00:00Z', end: '2025-01-04T00:00:00Z'}\n"
@@ -210,3 +210,19 @@ def test_defaults_follow_the_reference() -> None:
 def test_read_yaml_of_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         read_yaml(tmp_path / "nope.yaml")
+
+
+def test_unknown_metric_names_the_known_ones(tmp_path: Path) -> None:
+    cfg = write(
+        tmp_path, "mode: offline\noffline:\n  metrics: [{name: auc, k: 2}, {name: NDCG@k, k: 3}]\n"
+    )
+    with pytest.raises(
+        ConfigError, match=r"metrics\[0\]\.name: unknown metric: auc \(known: precision, recall"
+    ):
+        load_run_config(DATASET, cfg)
+    ok = write(
+        tmp_path,
+        "mode: offline\noffline:\n  metrics: [{name: NDCG@k, k: 3}, {name: MRR, k: 1}]\n",
+        "ok.yaml",
+    )
+    assert load_run_config(DATASET, ok).eval["offline"]["metrics"][0] == {"name": "NDCG@k", "k": 3}

@@ -1,29 +1,4 @@
 -- Seeds mode only: the tiny ranker_a seed in the shape of raw.ranker_a (ranklist.v1).
 {{ config(enabled=(var('recsys_eval__source', 'seeds') == 'seeds' and var('recsys_eval__using_rankers', true))) }}
-
-with
-
-seed as (
-
-    select * from {{ ref('recsys_eval_tiny_ranker_a') }}
-
-),
-
-typed as (
-
-    select
-        load_id,
-        load_seq,
-        source_file,
-        line_no,
-        request_id,
-        user_id,
-        cast(ts as {{ dbt.type_timestamp() }}) as ts,
-        {{ recsys_eval.parse_string_array_json('items_json') }} as items,
-        {{ recsys_eval.parse_string_map_json('context_json') }} as context
-
-    from seed
-
-)
-
-select * from typed
+-- depends_on: {{ ref('recsys_eval_tiny_ranker_a') }}
+{{ recsys_eval.ranklist_base('ranker_a') }}
