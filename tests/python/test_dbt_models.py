@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import REFERENCE
+from dbt_helpers import run_dbt
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-GOLDEN_DIR = Path(os.environ.get("RECSYS_EVAL_GOLDEN_DIR", "/work/shared/reference/golden"))
-DBT_BIN = Path(sys.executable).with_name("dbt")
+GOLDEN_DIR = REFERENCE / "golden"  # ../shared/reference beside the repository (conftest)
 
 TOLERANCE = 1e-12  # the reference itself is not bit-stable (reference §2.2)
 
@@ -53,29 +50,7 @@ def dbt_build(
     tmp_path: Path, name: str, dbt_vars: dict | None = None, database: Path | None = None
 ):
     """Run `dbt build` into tmp_path/<name>.duckdb and return the database path."""
-    database = database or tmp_path / f"{name}.duckdb"
-    env = {
-        **os.environ,
-        "DBT_PROFILES_DIR": str(REPO_ROOT),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "RECSYS_EVAL_DUCKDB_PATH": str(database),
-    }
-    command = [
-        str(DBT_BIN),
-        "build",
-        "--target",
-        "duckdb",
-        "--project-dir",
-        str(REPO_ROOT),
-        "--target-path",
-        str(tmp_path / f"target_{name}"),
-        "--log-path",
-        str(tmp_path / f"logs_{name}"),
-        "--no-partial-parse",
-    ]
-    if dbt_vars:
-        command += ["--vars", json.dumps(dbt_vars)]
-    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    result, database = run_dbt(tmp_path, name, "build", dbt_vars, database)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     return database
 

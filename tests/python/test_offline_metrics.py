@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import REFERENCE
+from dbt_helpers import REPO_ROOT, run_dbt
 
 from recsys_eval.loader import ensure_raw_schema, load_file
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "examples"
-GOLDEN_DIR = Path(os.environ.get("RECSYS_EVAL_GOLDEN_DIR", "/work/shared/reference/golden"))
-DBT_BIN = Path(sys.executable).with_name("dbt")
+GOLDEN_DIR = REFERENCE / "golden"  # ../shared/reference beside the repository (conftest)
 
 TOLERANCE = 1e-12  # the reference itself is not bit-stable (reference §2.2)
 FAMILIES = [
@@ -44,35 +41,6 @@ RAW_VARS = {
     "recsys_eval__using_assignments": False,
     "recsys_eval__using_rankers": False,
 }
-
-
-def run_dbt(tmp_path: Path, name: str, command: str, dbt_vars: dict, database: Path | None = None):
-    database = database or tmp_path / f"{name}.duckdb"
-    env = {
-        **os.environ,
-        "DBT_PROFILES_DIR": str(REPO_ROOT),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "RECSYS_EVAL_DUCKDB_PATH": str(database),
-    }
-    args = [
-        str(DBT_BIN),
-        command,
-        "--target",
-        "duckdb",
-        "--project-dir",
-        str(REPO_ROOT),
-        "--target-path",
-        str(tmp_path / f"target_{name}"),
-        "--log-path",
-        str(tmp_path / f"logs_{name}"),
-        "--no-partial-parse",
-        "--vars",
-        json.dumps(dbt_vars),
-    ]
-    if command == "compile":
-        args += ["--select", "fct_offline_request_metrics"]
-    result = subprocess.run(args, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
-    return result, database
 
 
 def dbt_build(tmp_path: Path, name: str, dbt_vars: dict, database: Path | None = None) -> Path:
