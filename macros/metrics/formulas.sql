@@ -17,9 +17,16 @@
     (cast(1 as {{ recsys_eval.type_double() }}) / {{ recsys_eval.metric_log2('(' ~ position ~ ') + 1') }})
 {%- endmacro %}
 
-{#- metric_precision(hits, list_len): hits / |Lk| (the denominator is min(k, |L|), not k); 0 when L is empty. -#}
-{% macro metric_precision(hits, list_len) -%}
+{#-
+    metric_precision(hits, list_len, k, dialect='reference'): hits / |Lk| in the reference dialect (the
+    denominator is min(k, |L|), not k; 0 when L is empty); hits / k in the trec dialect (P@k).
+-#}
+{% macro metric_precision(hits, list_len, k, dialect='reference') -%}
+    {%- if dialect == 'trec' -%}
+    {{ recsys_eval.safe_divide(hits, k) }}
+    {%- else -%}
     {{ recsys_eval.safe_divide(hits, list_len) }}
+    {%- endif -%}
 {%- endmacro %}
 
 {#- metric_recall(hits, relevant_count): hits / |R|; 0 when R is empty. Can exceed 1 with duplicates in L. -#}
@@ -33,15 +40,20 @@
 {%- endmacro %}
 
 {#-
-    metric_map(precision_sum, list_len, relevant_count, k): AP@k = [sum over relevant positions i of
-    (hits among the first i) / i] / min(|R|, k); 0 when L or R is empty.
+    metric_map(precision_sum, list_len, relevant_count, k, dialect='reference'): AP@k = [sum over
+    relevant positions i <= k of (hits among the first i) / i] divided by min(|R|, k) in the reference
+    dialect (0 when L or R is empty), by |R| in the trec dialect (map_cut_k; 0 when R is empty).
     precision_sum is that sum (see metric_ap_term).
 -#}
-{% macro metric_map(precision_sum, list_len, relevant_count, k) -%}
+{% macro metric_map(precision_sum, list_len, relevant_count, k, dialect='reference') -%}
+    {%- if dialect == 'trec' -%}
+    {{ recsys_eval.safe_divide(precision_sum, relevant_count) }}
+    {%- else -%}
     case
         when {{ list_len }} = 0 or {{ relevant_count }} = 0 then cast(0 as {{ recsys_eval.type_double() }})
         else {{ recsys_eval.safe_divide(precision_sum, 'least(' ~ relevant_count ~ ', ' ~ k ~ ')') }}
     end
+    {%- endif -%}
 {%- endmacro %}
 
 {#- metric_ap_term(cumulative_hits, position): (hits among the first i positions) / i of one relevant position. -#}
@@ -50,8 +62,9 @@
 {%- endmacro %}
 
 {#-
-    metric_ndcg(dcg, idcg, list_len, relevant_count): DCG / IDCG with binary gains; IDCG sums the
-    discounts of positions 1..min(|R|, k) even when L is shorter; 0 when L or R is empty.
+    metric_ndcg(dcg, idcg, list_len, relevant_count): DCG / IDCG, DCG = sum of gain / log2(i + 1) over
+    Lk, IDCG the same over R's gains in decreasing order at positions 1..min(|R|, k), even when L is
+    shorter (binary gains by default); 0 when L or R is empty. Both dialects.
 -#}
 {% macro metric_ndcg(dcg, idcg, list_len, relevant_count) -%}
     case

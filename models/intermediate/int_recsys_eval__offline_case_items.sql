@@ -1,8 +1,10 @@
+{%- set dialect = recsys_eval.offline_dialect() %}
+
 with
 
-cases as (
+requests as (
 
-    select * from {{ ref('int_recsys_eval__offline_cases') }}
+    select * from {{ ref('int_recsys_eval__requests') }}
 
 ),
 
@@ -12,20 +14,9 @@ items as (
 
 ),
 
-outcomes as (
+relevance as (
 
-    select * from {{ ref('int_recsys_eval__outcomes_windowed') }}
-
-),
-
-relevant_items as (
-
-    select distinct
-        request_id,
-        item_id
-
-    from outcomes
-    where event_type_normalized in ('click', 'conversion')
+    select * from {{ ref('int_recsys_eval__offline_relevance') }}
 
 ),
 
@@ -33,19 +24,58 @@ case_items as (
 
     -- L: the kept exposure's items in stable rank order (item_position); duplicates and empty ids kept
     select
-        cases.request_id,
-        cases.segment_key,
+        requests.request_id,
+        requests.segment_key,
         items.item_position,
         items.item_id,
-        relevant_items.item_id is not null as is_relevant
+        coalesce(relevance.gain, 0) as gain,
+        coalesce(relevance.is_relevant, false) as is_relevant,
+        row_number() over (
+            partition by requests.request_id, items.item_id
+            order by items.item_position
+        ) as item_occurrence
 
-    from cases
+    from requests
     inner join items
-        on cases.exposure_row_id = items.exposure_row_id
-    left join relevant_items
+        on requests.exposure_row_id = items.exposure_row_id
+    left join relevance
         on
-            cases.request_id = relevant_items.request_id
-            and items.item_id = relevant_items.item_id
+            requests.request_id = relevance.request_id
+            and items.item_id = relevance.item_id
+
+),
+
+ranked_entries as (
+
+    select
+        *,
+        {% if dialect == 'trec' -%}
+        -- trec_eval ranks documents, not list slots: a repeated item counts once (first position) and
+        -- an empty id is no document
+        item_occurrence = 1 and item_id != ''
+        {%- else -%}
+        -- the reference ranks every entry, duplicates and empty ids included
+        1 = 1
+        {%- endif %} as is_ranked
+
+    from case_items
+
+),
+
+ranked as (
+
+    select
+        *,
+        -- the 1-based position the ranking metrics use (item_position in the reference dialect)
+        case
+            when is_ranked
+                then row_number() over (
+                    partition by request_id, is_ranked
+                    order by item_position
+                )
+        end as rank_position
+
+    from ranked_entries
 
 ),
 
@@ -56,15 +86,20 @@ final as (
         segment_key,
         item_position,
         item_id,
+        gain,
         is_relevant,
-        -- hits among the first item_position entries; a duplicate counts each time it appears
-        sum(case when is_relevant then 1 else 0 end) over (
-            partition by request_id
-            order by item_position
-            rows between unbounded preceding and current row
-        ) as cumulative_hits
+        rank_position,
+        -- relevant ranked entries among the first rank_position; null for entries not ranked
+        case
+            when is_ranked
+                then sum(case when is_relevant then 1 else 0 end) over (
+                    partition by request_id, is_ranked
+                    order by item_position
+                    rows between unbounded preceding and current row
+                )
+        end as cumulative_hits
 
-    from case_items
+    from ranked
 
 )
 

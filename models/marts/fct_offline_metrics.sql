@@ -20,9 +20,9 @@ request_metrics as (
 
 ),
 
-outcomes as (
+relevance as (
 
-    select * from {{ ref('int_recsys_eval__outcomes_windowed') }}
+    select * from {{ ref('int_recsys_eval__offline_relevance') }}
 
 ),
 
@@ -40,7 +40,8 @@ scoped_cases as (
     select
         'global' as scope,
         '__global__' as segment_key,
-        request_id
+        request_id,
+        is_evaluated
 
     from cases
 
@@ -49,7 +50,8 @@ scoped_cases as (
     select
         'segment' as scope,
         segment_key,
-        request_id
+        request_id,
+        is_evaluated
 
     from cases
 
@@ -77,7 +79,9 @@ scope_cases as (
     select
         scopes.scope,
         scopes.segment_key,
-        count(scoped_cases.request_id) as cases
+        count(scoped_cases.request_id) as cases,
+        -- the cases the per-case families average over (all of them in the reference dialect)
+        sum(case when scoped_cases.is_evaluated then 1 else 0 end) as evaluated_cases
 
     from scopes
     left join scoped_cases
@@ -134,14 +138,12 @@ scoped_relevant_items as (
     select distinct
         scoped_cases.scope,
         scoped_cases.segment_key,
-        outcomes.item_id
+        relevance.item_id
 
-    from outcomes
+    from relevance
     inner join scoped_cases
-        on outcomes.request_id = scoped_cases.request_id
-    where
-        outcomes.event_type_normalized in ('click', 'conversion')
-        and outcomes.item_id != ''
+        on relevance.request_id = scoped_cases.request_id
+    where relevance.is_relevant
 
 ),
 
@@ -353,10 +355,14 @@ final as (
                     'dataset_values.novelty_sum', 'dataset_values.occurrences') }}
                 when 'diversity' then {{ recsys_eval.metric_diversity(
                     'dataset_values.entropy', 'dataset_values.occurrences', 'dataset_values.covered_items') }}
-                else {{ recsys_eval.safe_divide('per_case_sums.metric_value_sum', 'scope_cases.cases') }}
+                else {{ recsys_eval.safe_divide('per_case_sums.metric_value_sum', 'scope_cases.evaluated_cases') }}
             end as {{ recsys_eval.type_double() }}
         ) as metric_value,
-        scope_cases.cases
+        -- the cases the value is computed over
+        case
+            when metric_specs.metric_kind = 'per_case' then coalesce(scope_cases.evaluated_cases, 0)
+            else scope_cases.cases
+        end as cases
 
     from scope_cases
     cross join metric_specs

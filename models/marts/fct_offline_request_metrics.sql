@@ -1,5 +1,5 @@
 {%- set specs = recsys_eval.offline_metric_specs() | selectattr('kind', 'equalto', 'per_case') | list -%}
-{%- set max_k = recsys_eval.offline_metric_max_k(specs) %}
+{%- set dialect = recsys_eval.offline_dialect() %}
 
 with
 
@@ -15,6 +15,12 @@ case_items as (
 
 ),
 
+relevance as (
+
+    select * from {{ ref('int_recsys_eval__offline_relevance') }}
+
+),
+
 metric_specs as (
 
     -- the per-case families of var recsys_eval__offline_metrics, in configured order
@@ -22,29 +28,9 @@ metric_specs as (
 
 ),
 
-positions as (
-
-    select cast(generated_number as {{ dbt.type_bigint() }}) as ideal_length
-    from ({{ dbt.generate_series(max_k) }}) as series
-
-),
-
-ideal_dcg as (
-
-    -- IDCG of min(|R|, k) relevant items: the discounts of positions 1..ideal_length
-    select
-        ideal_length,
-        sum({{ recsys_eval.metric_discount('ideal_length') }}) over (
-            order by ideal_length
-            rows between unbounded preceding and current row
-        ) as ideal_dcg
-
-    from positions
-
-),
-
 case_specs as (
 
+    -- the evaluated cases (all of them in the reference dialect) x the per-case specs
     select
         cases.request_id,
         cases.segment_key,
@@ -57,12 +43,33 @@ case_specs as (
 
     from cases
     cross join metric_specs
+    where cases.is_evaluated
+
+),
+
+ideal_dcg as (
+
+    -- IDCG@k: the gains of R in decreasing order over positions 1..min(|R|, k), even when L is shorter
+    select
+        case_specs.request_id,
+        case_specs.metric_position,
+        sum(relevance.gain * {{ recsys_eval.metric_discount('relevance.ideal_position') }}) as ideal_dcg
+
+    from case_specs
+    inner join relevance
+        on
+            case_specs.request_id = relevance.request_id
+            and case_specs.k >= relevance.ideal_position
+    where relevance.is_relevant
+    group by
+        case_specs.request_id,
+        case_specs.metric_position
 
 ),
 
 top_k as (
 
-    -- the case's Lk (the first min(k, |L|) entries); cases with an empty list get no row here
+    -- the case's Lk (its first k ranked entries); cases without a ranked entry get no row here
     select
         case_specs.request_id,
         case_specs.metric_position,
@@ -71,23 +78,18 @@ top_k as (
         sum(
             case
                 when case_items.is_relevant
-                    then {{ recsys_eval.metric_ap_term('case_items.cumulative_hits', 'case_items.item_position') }}
+                    then {{ recsys_eval.metric_ap_term('case_items.cumulative_hits', 'case_items.rank_position') }}
                 else 0
             end
         ) as precision_sum,
-        sum(
-            case
-                when case_items.is_relevant then {{ recsys_eval.metric_discount('case_items.item_position') }}
-                else 0
-            end
-        ) as dcg,
-        min(case when case_items.is_relevant then case_items.item_position end) as first_relevant_position
+        sum(case_items.gain * {{ recsys_eval.metric_discount('case_items.rank_position') }}) as dcg,
+        min(case when case_items.is_relevant then case_items.rank_position end) as first_relevant_position
 
     from case_specs
     inner join case_items
         on
             case_specs.request_id = case_items.request_id
-            and case_specs.k >= case_items.item_position
+            and case_specs.k >= case_items.rank_position
     group by
         case_specs.request_id,
         case_specs.metric_position
@@ -118,7 +120,9 @@ inputs as (
             case_specs.request_id = top_k.request_id
             and case_specs.metric_position = top_k.metric_position
     left join ideal_dcg
-        on least(case_specs.relevant_count, case_specs.k) = ideal_dcg.ideal_length
+        on
+            case_specs.request_id = ideal_dcg.request_id
+            and case_specs.metric_position = ideal_dcg.metric_position
 
 ),
 
@@ -133,10 +137,11 @@ final as (
         k,
         cast(
             case metric_family
-                when 'precision' then {{ recsys_eval.metric_precision('hits', 'list_length_at_k') }}
+                when 'precision' then {{ recsys_eval.metric_precision('hits', 'list_length_at_k', 'k', dialect) }}
                 when 'recall' then {{ recsys_eval.metric_recall('hits', 'relevant_count') }}
                 when 'hitrate' then {{ recsys_eval.metric_hitrate('hits') }}
-                when 'map' then {{ recsys_eval.metric_map('precision_sum', 'list_length', 'relevant_count', 'k') }}
+                when 'map'
+                    then {{ recsys_eval.metric_map('precision_sum', 'list_length', 'relevant_count', 'k', dialect) }}
                 when 'ndcg' then {{ recsys_eval.metric_ndcg('dcg', 'idcg', 'list_length', 'relevant_count') }}
                 when 'mrr' then {{ recsys_eval.metric_mrr('first_relevant_position') }}
             end as {{ recsys_eval.type_double() }}
