@@ -57,9 +57,15 @@ EVAL_SPEC: dict[str, Any] = {
         "metrics": ListOf({"name": str, "k": int}),
         "slice_keys": ListOf(str),
         "gates": ListOf({"metric": str, "max_drop": float}),
-        "time_split": {"train": _WINDOW, "test": _WINDOW},
+        "time_split": {
+            "train": _WINDOW,
+            "test": _WINDOW,
+            "outcomes_follow_exposure": bool,
+        },
         "bootstrap": {"enabled": bool, "iterations": int, "seed": int, "ci_level": float},
         "history_dir": str,
+        "dialect": str,
+        "relevance": {"grade": str, "gains": MapOf(float)},
     },
     "experiment": {
         "experiment_id": str,
@@ -425,6 +431,7 @@ def _validate_for_mode(mode: str, cfg: dict[str, Any], file: Path) -> None:
         split = cfg["offline"].get("time_split")
         if split is not None:
             _validate_time_split(split, file)
+        _validate_offline_options(cfg["offline"], file)
     if mode == "aa-check" and not cfg["experiment"]["aa_check"]["enabled"]:
         raise ConfigError(f"{file}: experiment.aa_check.enabled must be true for aa-check mode")
     if mode == "ope":
@@ -435,6 +442,33 @@ def _validate_for_mode(mode: str, cfg: dict[str, Any], file: Path) -> None:
             raise ConfigError(f"{file}: ope.unit must be item or request")
         if ope["reward_aggregation"] not in ("sum", "max"):
             raise ConfigError(f"{file}: ope.reward_aggregation must be sum or max")
+
+
+OFFLINE_DIALECTS = ("reference", "trec")
+RELEVANCE_GRADES = ("binary", "event", "value")
+GAIN_EVENTS = ("click", "conversion")
+
+
+def _validate_offline_options(off: dict[str, Any], file: Path) -> None:
+    dialect = off.get("dialect", "reference")
+    if dialect.strip().lower() not in OFFLINE_DIALECTS:
+        raise ConfigError(
+            f"{file}: offline.dialect: must be {' or '.join(OFFLINE_DIALECTS)}, got {dialect!r}"
+        )
+    relevance = off.get("relevance", {})
+    grade = relevance.get("grade", "binary")
+    if grade.strip().lower() not in RELEVANCE_GRADES:
+        raise ConfigError(
+            f"{file}: offline.relevance.grade: must be {', '.join(RELEVANCE_GRADES)}, got {grade!r}"
+        )
+    for event, gain in relevance.get("gains", {}).items():
+        if event not in GAIN_EVENTS:
+            raise ConfigError(
+                f"{file}: offline.relevance.gains.{event}: unknown event type "
+                f"(known: {', '.join(GAIN_EVENTS)})"
+            )
+        if gain < 0:
+            raise ConfigError(f"{file}: offline.relevance.gains.{event}: must be >= 0, got {gain}")
 
 
 def _validate_time_split(split: dict[str, Any], file: Path) -> None:

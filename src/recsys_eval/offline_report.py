@@ -18,7 +18,13 @@ HIGHLIGHT_PRIORITY = ("ndcg", "map", "precision", "recall", "coverage", "hitrate
 def metric_list(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`[{name, value}]` in configuration order (rows carry `metric_position`)."""
     ordered = sorted(rows, key=lambda r: int(r["metric_position"]))
-    return [{"name": r["metric_name"], "value": float(r["metric_value"])} for r in ordered]
+    out = []
+    for r in ordered:
+        entry: dict[str, Any] = {"name": r["metric_name"], "value": float(r["metric_value"])}
+        if r.get("ci"):
+            entry["ci"] = {k: float(v) for k, v in r["ci"].items()}
+        out.append(entry)
+    return out
 
 
 def offline_section(

@@ -19,6 +19,7 @@ def run_dbt(
     dbt_vars: dict | None = None,
     database: Path | None = None,
     select: list[str] | None = None,
+    extra: list[str] | None = None,
 ) -> tuple[subprocess.CompletedProcess, Path]:
     """`dbt <command>` on the DuckDB target into tmp_path/<name>.duckdb (own target/log paths)."""
     database = database or tmp_path / f"{name}.duckdb"
@@ -45,5 +46,6 @@ def run_dbt(
         args += ["--vars", json.dumps(dbt_vars)]
     if select:
         args += ["--select", *select]
+    args += extra or []
     result = subprocess.run(args, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     return result, database

@@ -173,6 +173,21 @@ def dbt_vars(cfg: RunConfig) -> dict[str, Any]:
         fmt = "%Y-%m-%d %H:%M:%S.%f"
         out["recsys_eval__test_window_start"] = parse_rfc3339(split["test"]["start"]).strftime(fmt)
         out["recsys_eval__test_window_end"] = parse_rfc3339(split["test"]["end"]).strftime(fmt)
+        out["recsys_eval__outcomes_follow_exposure"] = split.get("outcomes_follow_exposure", False)
+    if cfg.mode == "offline":
+        relevance = off.get("relevance", {})
+        out["recsys_eval__offline_dialect"] = off.get("dialect", "reference").strip().lower()
+        out["recsys_eval__offline_relevance"] = {
+            "grade": relevance.get("grade", "binary").strip().lower(),
+            "gains": dict(relevance.get("gains", {})),
+        }
+        boot = off["bootstrap"]
+        out["recsys_eval__offline_bootstrap"] = {
+            "enabled": boot["enabled"],
+            "iterations": boot["iterations"],
+            "seed": boot["seed"],
+            "ci_level": boot["ci_level"],
+        }
     return out
 
 
@@ -184,6 +199,8 @@ def build_marts(cfg: RunConfig, database: Path, work_dir: Path) -> dict[str, Any
     select = ["+fct_data_quality", "+fct_data_quality_checks"]
     if cfg.mode == "offline":
         select.append("+fct_offline_metrics")
+        if cfg.eval["offline"]["bootstrap"]["enabled"]:
+            select.append("+fct_offline_metric_intervals")
     build(database, dbt_vars(cfg), select, work_dir)
     con = connect(database, read_only=True)
     try:
@@ -208,6 +225,18 @@ def build_marts(cfg: RunConfig, database: Path, work_dir: Path) -> dict[str, Any
             )
             cols = [d[0] for d in cur.description]
             offline_rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+            if cfg.eval["offline"]["bootstrap"]["enabled"]:
+                intervals = {
+                    (scope, segment, position): {"lower": lo, "upper": hi, "level": level}
+                    for scope, segment, position, lo, hi, level in con.execute(
+                        f"select scope, segment_key, metric_position, ci_lower, ci_upper, "
+                        f'ci_level from "{schema}".fct_offline_metric_intervals'
+                    ).fetchall()
+                }
+                for r in offline_rows:
+                    key = (r["scope"], r["segment_key"], r["metric_position"])
+                    if key in intervals:
+                        r["ci"] = intervals[key]
     finally:
         con.close()
     if len(rows) != 1:
@@ -290,7 +319,22 @@ def assemble_report(
             [r for r in rows if r["scope"] == "global"],
             [r for r in rows if r["scope"] == "segment"],
         )
+        off = cfg.eval["offline"]
+        dialect = off.get("dialect", "reference").strip().lower()
+        if dialect != "reference":
+            section["dialect"] = dialect
+        relevance = off.get("relevance", {})
+        if relevance.get("grade", "binary").strip().lower() != "binary":
+            section["relevance"] = {
+                "grade": relevance["grade"].strip().lower(),
+                "gains": dict(relevance.get("gains", {})),
+            }
         executive["highlights"] = highlights(section["metrics"])
+        if baseline is not None and baseline["offline"].get("dialect", "reference") != dialect:
+            warnings.append(
+                "baseline_dialect_mismatch: the baseline was computed in the "
+                f"{baseline['offline'].get('dialect', 'reference')} dialect, this run in {dialect}"
+            )
         gates_cfg = cfg.eval["offline"].get("gates", [])
         if baseline is not None:
             section["baseline"] = compare_baseline(section["metrics"], baseline)

@@ -36,13 +36,18 @@ def render(report: dict[str, Any]) -> str:
     offline = report.get("offline")
     if offline:
         lines.append("")
-        lines.append("offline metrics")
+        dialect = offline.get("dialect", "reference")
+        suffix = f" ({dialect} dialect)" if dialect != "reference" else ""
+        lines.append(f"offline metrics{suffix}")
         deltas = {d["name"]: d for d in offline.get("baseline", {}).get("deltas", [])}
         for m in offline.get("metrics", []):
             extra = ""
+            if "ci" in m:
+                ci = m["ci"]
+                extra += f"   [{ci['lower']:.4f}, {ci['upper']:.4f}] {ci['level']:.0%} CI"
             if m["name"] in deltas:
                 d = deltas[m["name"]]
-                extra = f"   (baseline {d['before']:.6f}, delta {d['delta']:+.6f})"
+                extra += f"   (baseline {d['before']:.6f}, delta {d['delta']:+.6f})"
             lines.append(f"  {m['name']:<16} {m['value']:.6f}{extra}")
         for seg, metrics in offline.get("by_segment", {}).items():
             values = ", ".join(f"{m['name']} {m['value']:.4f}" for m in metrics)
