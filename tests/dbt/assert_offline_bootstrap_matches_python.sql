@@ -72,7 +72,7 @@ weight_sums as (
 
 expected_intervals as (
 
-    select 'precision@10' as metric_name, 0.0 as ci_lower, 1.0 / 3 as ci_upper
+    select 'precision@10' as metric_name, 0.0 as ci_lower, cast(1 as {{ recsys_eval.type_double() }}) / 3 as ci_upper
     union all
     select 'recall@10', 0.0, 1.0
     union all
