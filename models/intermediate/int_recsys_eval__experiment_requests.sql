@@ -1,0 +1,59 @@
+{{ config(enabled=var('recsys_eval__using_assignments', true)) }}
+{%- set experiment = recsys_eval.experiment_config() -%}
+{%- set covariate_key = experiment.cuped_covariate_key %}
+
+with
+
+requests as (
+
+    select * from {{ ref('int_recsys_eval__requests') }}
+
+),
+
+assigned as (
+
+    -- the population (reference §5.1): kept exposures whose request_id has a surviving assignment;
+    -- the variant comes from the assignment
+    select * from requests
+    where is_assigned
+
+),
+
+final as (
+
+    select
+        ----------  ids
+        request_id,
+        variant,
+        experiment_segment_key as segment_key,
+
+        ----------  per-request tallies (reference §5.2): event counts, not indicators
+        click_count,
+        conversion_count,
+        revenue,
+        case when click_count > 0 then 1 else 0 end as clicked,
+        case when conversion_count > 0 then 1 else 0 end as converted,
+
+        ----------  serving (guardrails, reference §5.4)
+        item_count,
+        is_empty_list,
+        latency_ms,
+        is_error,
+
+        ----------  CUPED covariate (reference §5.7): null when off, missing or not a finite number
+        {% if covariate_key is none -%}
+        cast(null as {{ recsys_eval.type_double() }}) as covariate_value,
+        {%- else -%}
+        {{ recsys_eval.experiment_parse_double(
+            recsys_eval.map_lookup('context', recsys_eval.string_literal(covariate_key))) }} as covariate_value,
+        {%- endif %}
+
+        ----------  timestamps
+        exposed_at,
+        {{ recsys_eval.experiment_epoch_microseconds('exposed_at') }} as exposed_at_epoch_us
+
+    from assigned
+
+)
+
+select * from final

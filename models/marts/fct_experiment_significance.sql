@@ -1,0 +1,294 @@
+{{ config(enabled=var('recsys_eval__using_assignments', true)) }}
+{%- set experiment = recsys_eval.experiment_config() -%}
+{%- set double = recsys_eval.type_double() -%}
+{%- set primary_literals = [] -%}
+{%- for metric in experiment.primary_metrics -%}
+    {%- do primary_literals.append(recsys_eval.string_literal(metric)) -%}
+{%- endfor %}
+
+with
+
+variant_stats as (
+
+    select * from {{ ref('int_recsys_eval__experiment_variant_stats') }}
+
+),
+
+arms as (
+
+    select * from {{ ref('int_recsys_eval__experiment_arms') }}
+
+),
+
+settings as (
+
+    select
+        {{ recsys_eval.experiment_double_literal(experiment.multiple_comparisons_alpha) }} as alpha,
+        {{ recsys_eval.experiment_double_literal(experiment.ci_level) }} as ci_level,
+        {{ recsys_eval.experiment_double_literal(1 - (1 - experiment.ci_level) / 2) }} as ci_quantile
+
+),
+
+critical_value as (
+
+    select
+        alpha,
+        ci_level,
+        {{ recsys_eval.normal_quantile('ci_quantile') }} as z_critical
+
+    from settings
+
+),
+
+control_stats as (
+
+    -- the global control (reference §5.5), in every population where it has cases
+    select variant_stats.*
+    from variant_stats
+    inner join arms
+        on variant_stats.variant = arms.variant
+    where arms.is_control
+
+),
+
+comparisons as (
+
+    -- every non-control variant of a population against that population's control (reference §5.6);
+    -- populations without the control get no tests
+    select
+        variant_stats.scope,
+        variant_stats.segment_key,
+        variant_stats.variant,
+        control_stats.variant as control_variant,
+        variant_stats.exposures,
+        variant_stats.clicks,
+        variant_stats.clicks_squared_sum,
+        variant_stats.conversions,
+        variant_stats.conversions_squared_sum,
+        control_stats.exposures as control_exposures,
+        control_stats.clicks as control_clicks,
+        control_stats.clicks_squared_sum as control_clicks_squared_sum,
+        control_stats.conversions as control_conversions,
+        control_stats.conversions_squared_sum as control_conversions_squared_sum
+
+    from variant_stats
+    inner join control_stats
+        on
+            variant_stats.scope = control_stats.scope
+            and variant_stats.segment_key = control_stats.segment_key
+    where variant_stats.variant != control_stats.variant
+
+),
+
+metric_tests as (
+
+    -- two tests per comparison: ctr (clicks vs exposures) and conversion_rate; revenue is never tested
+    select
+        scope,
+        segment_key,
+        variant,
+        control_variant,
+        'ctr' as metric,
+        1 as metric_position,
+        exposures,
+        clicks as successes,
+        clicks_squared_sum as successes_squared_sum,
+        control_exposures,
+        control_clicks as control_successes,
+        control_clicks_squared_sum as control_successes_squared_sum
+
+    from comparisons
+
+    union all
+
+    select
+        scope,
+        segment_key,
+        variant,
+        control_variant,
+        'conversion_rate' as metric,
+        2 as metric_position,
+        exposures,
+        conversions as successes,
+        conversions_squared_sum as successes_squared_sum,
+        control_exposures,
+        control_conversions as control_successes,
+        control_conversions_squared_sum as control_successes_squared_sum
+
+    from comparisons
+
+),
+
+rates as (
+
+    select
+        *,
+        {{ recsys_eval.safe_divide('successes', 'exposures') }} as variant_rate,
+        {{ recsys_eval.safe_divide('control_successes', 'control_exposures') }} as control_rate,
+        {{ recsys_eval.safe_divide('successes + control_successes', 'exposures + control_exposures') }} as pooled_rate,
+        {{ recsys_eval.experiment_pooled_variance(
+            'successes', 'exposures', 'control_successes', 'control_exposures') }} as pooled_variance,
+        {{ recsys_eval.experiment_tally_variance('successes', 'successes_squared_sum', 'exposures') }}
+            as variant_variance,
+        {{ recsys_eval.experiment_tally_variance(
+            'control_successes', 'control_successes_squared_sum', 'control_exposures') }} as control_variance
+
+    from metric_tests
+
+),
+
+z_scores as (
+
+    -- pooled two-proportion z-test (reference §5.6)
+    select
+        *,
+        case when pooled_variance > 0 then sqrt(pooled_variance) end as pooled_standard_error,
+        case
+            when pooled_variance > 0 then (variant_rate - control_rate) / sqrt(pooled_variance)
+        end as z_score
+
+    from rates
+
+),
+
+p_values as (
+
+    select
+        *,
+        {{ recsys_eval.experiment_z_test_p_value('z_score', 'pooled_variance', 'exposures', 'control_exposures') }}
+            as p_value,
+        case
+            when exposures = 0 or control_exposures = 0 then 'empty_arm'
+            when pooled_variance < 0 then 'pooled_rate_above_one'
+            when pooled_variance = 0 then 'zero_variance'
+            else 'ok'
+        end as test_status
+
+    from z_scores
+
+),
+
+ranked as (
+
+    -- the family is every test with a p-value, global and segments together
+    select
+        *,
+        row_number() over (
+            order by
+                case when p_value is null then 1 else 0 end,
+                p_value,
+                scope,
+                segment_key,
+                variant,
+                metric_position
+        ) as p_value_rank,
+        count(p_value) over () as family_size
+
+    from p_values
+
+),
+
+adjusted as (
+
+    select
+        *,
+        {{ recsys_eval.experiment_adjusted_p_value(
+            experiment.multiple_comparisons_method, 'p_value', 'p_value_rank', 'family_size') }}
+            as adjusted_p_value
+
+    from ranked
+
+),
+
+lifts as (
+
+    -- normal intervals: absolute lift with the unpooled standard error, relative lift by the delta method
+    select
+        adjusted.*,
+        critical_value.alpha,
+        critical_value.ci_level,
+        critical_value.z_critical,
+        adjusted.variant_rate - adjusted.control_rate as absolute_lift,
+        case
+            when adjusted.exposures > 0 and adjusted.control_exposures > 0
+                then sqrt(
+                    adjusted.variant_variance / adjusted.exposures
+                    + adjusted.control_variance / adjusted.control_exposures
+                )
+        end as absolute_lift_standard_error,
+        case
+            when adjusted.control_rate != 0
+                then (adjusted.variant_rate - adjusted.control_rate) / adjusted.control_rate
+        end as relative_lift,
+        {{ recsys_eval.experiment_relative_lift_se(
+            'adjusted.variant_rate', 'adjusted.variant_variance', 'adjusted.exposures',
+            'adjusted.control_rate', 'adjusted.control_variance', 'adjusted.control_exposures') }}
+            as relative_lift_standard_error
+
+    from adjusted
+    cross join critical_value
+
+),
+
+final as (
+
+    select
+        ----------  grain
+        scope,
+        segment_key,
+        variant,
+        metric,
+        metric_position,
+        control_variant,
+        row_number() over (
+            order by
+                case when scope = 'global' then 0 else 1 end,
+                segment_key,
+                variant,
+                metric_position
+        ) as test_position,
+
+        ----------  inputs
+        exposures,
+        successes,
+        control_exposures,
+        control_successes,
+        variant_rate,
+        control_rate,
+        pooled_rate,
+
+        ----------  pooled z-test and the family correction
+        cast(pooled_standard_error as {{ double }}) as pooled_standard_error,
+        cast(z_score as {{ double }}) as z_score,
+        cast(p_value as {{ double }}) as p_value,
+        cast(adjusted_p_value as {{ double }}) as adjusted_p_value,
+        {{ recsys_eval.string_literal(experiment.multiple_comparisons_method) }} as correction,
+        cast(family_size as {{ dbt.type_bigint() }}) as family_size,
+        alpha,
+        coalesce(adjusted_p_value <= alpha, false) as is_significant,
+        {% if primary_literals | length == 0 -%}
+        false as is_primary,
+        {%- else -%}
+        metric in ({{ primary_literals | join(', ') }}) as is_primary,
+        {%- endif %}
+        test_status,
+
+        ----------  lifts and intervals (not in the reference)
+        ci_level,
+        cast(absolute_lift as {{ double }}) as absolute_lift,
+        cast(absolute_lift_standard_error as {{ double }}) as absolute_lift_standard_error,
+        cast(absolute_lift - z_critical * absolute_lift_standard_error as {{ double }}) as absolute_lift_ci_lower,
+        cast(absolute_lift + z_critical * absolute_lift_standard_error as {{ double }}) as absolute_lift_ci_upper,
+        cast(relative_lift as {{ double }}) as relative_lift,
+        cast(relative_lift_standard_error as {{ double }}) as relative_lift_standard_error,
+        cast(relative_lift - z_critical * relative_lift_standard_error as {{ double }}) as relative_lift_ci_lower,
+        cast(relative_lift + z_critical * relative_lift_standard_error as {{ double }}) as relative_lift_ci_upper,
+
+        ----------  flags
+        successes > exposures or control_successes > control_exposures as has_events_above_exposures
+
+    from lifts
+
+)
+
+select * from final
