@@ -102,6 +102,7 @@ EVAL_SPEC: dict[str, Any] = {
             "primary_thresholds": MapOf(float),
             "guardrail_gate": bool,
             "srm_gate": bool,
+            "policy": str,
         },
         "aa_check": {"enabled": bool, "thresholds": ListOf(float)},
     },
@@ -432,6 +433,11 @@ def _validate_for_mode(mode: str, cfg: dict[str, Any], file: Path) -> None:
         if split is not None:
             _validate_time_split(split, file)
         _validate_offline_options(cfg["offline"], file)
+    policy = cfg["experiment"].get("decision", {}).get("policy", "playbook")
+    if mode == "experiment" and policy.strip().lower() not in ("playbook", "reference"):
+        raise ConfigError(
+            f"{file}: experiment.decision.policy: must be playbook or reference, got {policy!r}"
+        )
     if mode == "aa-check" and not cfg["experiment"]["aa_check"]["enabled"]:
         raise ConfigError(f"{file}: experiment.aa_check.enabled must be true for aa-check mode")
     if mode == "ope":

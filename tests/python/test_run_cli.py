@@ -323,38 +323,27 @@ def test_baseline_must_be_an_offline_report(tmp_path: Path, in_repo, capsys) -> 
     assert "baseline report missing offline section" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("mode", ["experiment", "ope", "interleaving", "aa-check"])
+@pytest.mark.parametrize("mode", ["ope", "interleaving"])
 def test_modes_not_built_yet_say_so_and_write_nothing(
     tmp_path: Path, in_repo, capsys, mode: str
 ) -> None:
-    config = {
-        "experiment": "experiment.default.yaml",
-        "ope": "ope.default.yaml",
-        "interleaving": "interleaving.default.yaml",
-        "aa-check": "experiment.default.yaml",
-    }[mode]
+    config = {"ope": "ope.default.yaml", "interleaving": "interleaving.default.yaml"}[mode]
     dataset = CONFIGS / (
         "dataset.interleaving.tiny.yaml" if mode == "interleaving" else "dataset.tiny.yaml"
     )
-    if mode == "aa-check":
-        cfg = tmp_path / "aa.yaml"
-        cfg.write_text("mode: aa-check\nexperiment:\n  aa_check:\n    enabled: true\n")
-        code = main(
-            [
-                "run",
-                "--dataset",
-                str(dataset),
-                "--config",
-                str(cfg),
-                "--output",
-                str(tmp_path / "report.json"),
-            ]
-        )
-    else:
-        code, _ = run(tmp_path, "--mode", mode, config=config, dataset=dataset)
+    code, _ = run(tmp_path, "--mode", mode, config=config, dataset=dataset)
     assert code == EXIT_ERROR
     assert f"mode '{mode}' is not built in this version" in capsys.readouterr().err
     assert not (tmp_path / "report.json").exists()
+
+
+def test_experiment_default_config_runs(tmp_path: Path, in_repo, capsys) -> None:
+    """The reference's experiment.default.yaml runs on the tiny data (no decision: exit 0)."""
+    code, out = run(tmp_path, "--mode", "experiment", config="experiment.default.yaml")
+    assert code == EXIT_OK, capsys.readouterr().err
+    report = json.loads(out.read_text())
+    assert report["experiment"]["power"]["sample_size_per_variant"] == 14751
+    assert [v["variant"] for v in report["experiment"]["variants"]] == ["A", "B"]
 
 
 def test_required_flags_and_formats(tmp_path: Path, in_repo, capsys) -> None:

@@ -27,6 +27,7 @@ def test_the_expected_contracts_are_there() -> None:
     assert NAMES == [
         "assignment.v1.json",
         "decision.v1.json",
+        "decision.v2.json",
         "exposure.v1.json",
         "interaction.v1.json",
         "manifest.v1.json",

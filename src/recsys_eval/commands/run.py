@@ -12,7 +12,23 @@ from typing import Any
 
 from recsys_eval import __version__
 from recsys_eval.config import RunConfig, load_run_config
-from recsys_eval.errors import EXIT_GATE, EXIT_OK, ConfigError, RecsysEvalError
+from recsys_eval.errors import (
+    EXIT_FAIL,
+    EXIT_GATE,
+    EXIT_HOLD,
+    EXIT_OK,
+    ConfigError,
+    RecsysEvalError,
+)
+from recsys_eval.experiment_report import (
+    EXPERIMENT_MARTS,
+    aa_check_section,
+    decide,
+    experiment_highlights,
+    experiment_section,
+    experiment_vars,
+    experiment_warnings,
+)
 from recsys_eval.metadata import dataset_fingerprint, effective_config
 from recsys_eval.offline_report import (
     compare_baseline,
@@ -45,7 +61,7 @@ SOURCE_TABLES = {
     "ranker_b": ("ranklist.v1", "ranker_b"),
 }
 # Modes whose own section is computed by this version. The others stop before any work.
-BUILT_MODES = ("offline",)
+BUILT_MODES = ("offline", "experiment", "aa-check")
 MIN_JOIN_RATE = 0.95  # the product docs' advice; the dbt tests warn at the same level
 
 
@@ -88,7 +104,8 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_run_config(args.dataset, args.config, args.mode, args.experiment_id)
     if cfg.mode not in BUILT_MODES:
         raise RecsysEvalError(
-            f"mode {cfg.mode!r} is not built in this version; available now: offline. "
+            f"mode {cfg.mode!r} is not built in this version; available now: "
+            f"{', '.join(BUILT_MODES)}. "
             "Nothing was loaded or written."
         )
     # The reference ignores --baseline outside offline mode; a bad baseline fails before work.
@@ -117,10 +134,35 @@ def main(args: argparse.Namespace) -> int:
         folder = Path(history)
         folder.mkdir(mode=0o750, parents=True, exist_ok=True)
         write_atomic(folder / f"{report['run_id']}.json", text)
+    decision = report.get("experiment", {}).get("decision")
+    if decision is not None:
+        return write_decision(decision, report, cfg, output)
     failed = [g for g in report.get("gates", []) if not g["passed"]]
     for gate in failed:
         print(f"ERROR: gate failed: {gate['metric']} delta={gate['delta']:.6f}", file=sys.stderr)
     return EXIT_GATE if failed else EXIT_OK
+
+
+def write_decision(
+    decision: dict[str, Any], report: dict[str, Any], cfg: RunConfig, output: Path
+) -> int:
+    """The decision artifact (decision.v1 fields, plus decision.v2's policy, verdict and reasons),
+    written after the report; the exit code says ship (0), hold (2) or fail / roll back (3)."""
+    decision = dict(decision)
+    decision["versions"] = {
+        "binary_version": report["binary_version"],
+        "git_commit": report.get("git_commit", ""),
+    }
+    validate_against(decision, "decision.v1")
+    validate_against(decision, "decision.v2")
+    configured = cfg.eval["experiment"].get("decision", {}).get("output_path")
+    path = Path(configured) if configured else output.with_name(output.name + ".decision.json")
+    write_atomic(path, dumps(decision))
+    verdict = decision["verdict"]
+    if verdict == "ship":
+        return EXIT_OK
+    print(f"decision={verdict}: {decision['reason']}", file=sys.stderr)
+    return EXIT_HOLD if verdict == "hold" else EXIT_FAIL
 
 
 def load_sources(cfg: RunConfig, database: Path) -> dict[str, Any]:
@@ -168,6 +210,8 @@ def dbt_vars(cfg: RunConfig) -> dict[str, Any]:
     }
     if cfg.mode in ("experiment", "aa-check") and exp.get("experiment_id"):
         out["recsys_eval__experiment_id"] = exp["experiment_id"]
+    if cfg.mode in ("experiment", "aa-check"):
+        out.update(experiment_vars(exp))
     split = off.get("time_split")
     if cfg.mode == "offline" and split:
         fmt = "%Y-%m-%d %H:%M:%S.%f"
@@ -201,6 +245,8 @@ def build_marts(cfg: RunConfig, database: Path, work_dir: Path) -> dict[str, Any
         select.append("+fct_offline_metrics")
         if cfg.eval["offline"]["bootstrap"]["enabled"]:
             select.append("+fct_offline_metric_intervals")
+    if cfg.mode in ("experiment", "aa-check"):
+        select += [f"+{name}" for name in EXPERIMENT_MARTS]
     build(database, dbt_vars(cfg), select, work_dir)
     con = connect(database, read_only=True)
     try:
@@ -237,12 +283,36 @@ def build_marts(cfg: RunConfig, database: Path, work_dir: Path) -> dict[str, Any
                     key = (r["scope"], r["segment_key"], r["metric_position"])
                     if key in intervals:
                         r["ci"] = intervals[key]
+        experiment_marts: dict[str, list[dict[str, Any]]] = {}
+        if cfg.mode in ("experiment", "aa-check"):
+            for name in EXPERIMENT_MARTS:
+                cur = con.execute(f'select * from "{schema}".{name}')
+                cols = [d[0] for d in cur.description]
+                experiment_marts[name] = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+            experiment_marts["dataset_window"] = [
+                dict(
+                    zip(
+                        ("start", "end"),
+                        con.execute(
+                            f"""
+                            select min(ts), max(ts) from (
+                                select exposed_at as ts from "{schema}".stg_recsys_eval__exposures
+                                union all
+                                select occurred_at from "{schema}".stg_recsys_eval__outcomes
+                            ) as stamps
+                            """
+                        ).fetchone(),
+                        strict=True,
+                    )
+                )
+            ]
     finally:
         con.close()
     if len(rows) != 1:
         raise RecsysEvalError(f"internal error: fct_data_quality has {len(rows)} global rows")
     row = dict(zip(names, rows[0], strict=True))
     row["offline_rows"] = offline_rows
+    row["experiment_marts"] = experiment_marts
     row["checks"] = [
         {
             "check_name": name,
@@ -349,12 +419,51 @@ def assemble_report(
         elif gates_cfg:
             warnings.append("gates_not_evaluated: offline gates need --baseline")
         report["offline"] = section
+    n_variants = None
+    if cfg.mode in ("experiment", "aa-check"):
+        exp = cfg.eval["experiment"]
+        marts = row["experiment_marts"]
+        section = experiment_section(marts, exp)
+        cases = sum(v["exposures"] for v in section["variants"])
+        report["summary"]["cases_evaluated"] = cases
+        n_variants = len(section["variants"])
+        warnings += experiment_warnings(section)
+        if cfg.mode == "experiment":
+            executive["highlights"] = experiment_highlights(section)
+            report["experiment"] = section
+            if exp.get("decision", {}).get("enabled"):
+                joins = dq["join_integrity"]
+                decision = decide(
+                    section,
+                    marts["int_recsys_eval__experiment_arms"],
+                    marts["fct_experiment_guardrails"],
+                    exp,
+                    {
+                        "outcome_join_rate": joins["outcome_join_rate"],
+                        "assignment_join_rate": joins.get("assignment_join_rate", 0.0),
+                    },
+                )
+                window = marts["dataset_window"][0]
+                decision["dataset_window"] = {
+                    k: format_rfc3339(v) if v is not None else "0001-01-01T00:00:00Z"
+                    for k, v in window.items()
+                }
+                decision["versions"] = {"binary_version": __version__, "git_commit": ""}
+                report["experiment"]["decision"] = decision
+        else:
+            aa = aa_check_section(
+                marts["fct_experiment_significance"], exp["aa_check"]["thresholds"]
+            )
+            report["aa_check"] = aa
+            if not aa["uniformish"]:
+                warnings.append("aa_check_false_positives")
     executive["next_steps"] = next_steps(
         decision=executive["decision"],
         mode=cfg.mode,
         has_baseline=baseline is not None,
         outcome_join_rate=dq["join_integrity"]["outcome_join_rate"],
         cases_evaluated=cases,
+        n_variants=n_variants,
     )
     report["data_quality"] = dq
     commit = _git_commit()

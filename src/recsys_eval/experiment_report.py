@@ -1,0 +1,441 @@
+"""The report's `experiment` and `aa_check` sections and the decision, from the experiment marts.
+
+The statistics are computed in SQL (models/marts/fct_experiment_*); this module only maps the
+configuration to dbt vars, shapes the rows the way the reference reports them (§5, §8.2) and
+applies the decision rules. Pure functions over rows, so they are tested without a warehouse.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+from typing import Any
+
+CORRECTIONS = ("fdr_bh", "bonferroni", "holm", "none")
+PRIMARY_METRICS = ("ctr", "conversion_rate", "revenue_per_request")
+TESTED_METRICS = ("ctr", "conversion_rate")
+GUARDRAILS = (
+    ("latency_p95_ms", "max_latency_p95_ms", "pass_latency"),
+    ("error_rate", "max_error_rate", "pass_error_rate"),
+    ("empty_rate", "max_empty_rate", "pass_empty_rate"),
+)
+MIN_DECISION_JOIN_RATE = 0.95
+EXPERIMENT_MARTS = (
+    "fct_experiment_variant_metrics",
+    "fct_experiment_significance",
+    "fct_experiment_srm",
+    "fct_experiment_guardrails",
+    "fct_experiment_cuped",
+    "int_recsys_eval__experiment_arms",
+)
+
+
+# -- configuration -> dbt vars ------------------------------------------------------------------
+
+
+def correction_method(exp: dict[str, Any]) -> str:
+    """The reference labels every unknown method fdr_bh (§5.6); holm is new."""
+    method = str(exp.get("multiple_comparisons", {}).get("method", "fdr_bh")).lower()
+    return method if method in CORRECTIONS else "fdr_bh"
+
+
+def experiment_vars(exp: dict[str, Any]) -> dict[str, Any]:
+    guard = exp.get("guardrails", {})
+    srm = exp.get("srm", {})
+    cuped = exp.get("cuped", {})
+    decision = exp.get("decision", {})
+    primary = [m.lower() for m in exp.get("primary_metrics", []) if m.lower() in PRIMARY_METRICS]
+    alpha = exp.get("multiple_comparisons", {}).get("alpha", 0.05)
+    srm_alpha = srm.get("alpha", 0.001)
+    covariate = cuped.get("covariate_key") if cuped.get("enabled") else None
+    return {
+        "recsys_eval__experiment_control_variant": exp.get("control_variant") or None,
+        "recsys_eval__experiment_candidate_variant": decision.get("candidate_variant") or None,
+        "recsys_eval__experiment_primary_metrics": primary,
+        "recsys_eval__experiment_max_latency_p95_ms": guard.get("max_latency_p95_ms", 0),
+        "recsys_eval__experiment_max_error_rate": guard.get("max_error_rate", 0),
+        "recsys_eval__experiment_max_empty_rate": guard.get("max_empty_rate", 0),
+        "recsys_eval__experiment_multiple_comparisons_method": correction_method(exp),
+        "recsys_eval__experiment_multiple_comparisons_alpha": alpha if 0 < alpha < 1 else 0.05,
+        "recsys_eval__experiment_srm_alpha": srm_alpha if 0 < srm_alpha < 1 else 0.001,
+        "recsys_eval__experiment_srm_min_sample": max(0, int(srm.get("min_sample", 100))),
+        "recsys_eval__experiment_srm_expected": dict(srm.get("expected", {})),
+        "recsys_eval__experiment_cuped_covariate_key": covariate or None,
+    }
+
+
+# -- sections -----------------------------------------------------------------------------------
+
+
+def _variant_entry(row: dict[str, Any], cuped_active: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "variant": row["variant"],
+        "exposures": int(row["exposures"]),
+        "clicks": int(row["clicks"]),
+        "conversions": int(row["conversions"]),
+        "revenue": float(row["revenue"]),
+        "ctr": float(row["ctr"]),
+        "conversion_rate": float(row["conversion_rate"]),
+        "revenue_per_request": float(row["revenue_per_request"]),
+    }
+    if row.get("throughput_rps"):
+        entry["throughput_rps"] = float(row["throughput_rps"])
+    if cuped_active and row.get("covariate_exposures"):
+        for key in ("ctr_adjusted", "conversion_rate_adjusted"):
+            if row.get(key):
+                entry[key] = float(row[key])
+    if row.get("has_events_above_exposures"):
+        entry["events_exceed_exposures"] = True
+    return entry
+
+
+def _significance_entry(row: dict[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "metric": row["metric"],
+        "variant": row["variant"],
+        "control_variant": row["control_variant"],
+        "significant": bool(row["is_significant"]),
+        "primary": bool(row["is_primary"]),
+        "correction": row["correction"],
+        "test_status": row["test_status"],
+    }
+    if row["scope"] == "segment":
+        entry["segment"] = row["segment_key"]
+    if row["p_value"] is not None:
+        entry["p_value"] = float(row["p_value"])
+        if row["adjusted_p_value"]:
+            entry["adjusted_p_value"] = float(row["adjusted_p_value"])
+    lifts = {
+        "absolute_lift": ("absolute_lift", "absolute_lift_ci_lower", "absolute_lift_ci_upper"),
+        "relative_lift": ("relative_lift", "relative_lift_ci_lower", "relative_lift_ci_upper"),
+    }
+    for name, (value, lower, upper) in lifts.items():
+        if row.get(value) is not None:
+            entry[name] = float(row[value])
+            if row.get(lower) is not None and row.get(upper) is not None:
+                entry[f"{name}_ci"] = {
+                    "lower": float(row[lower]),
+                    "upper": float(row[upper]),
+                    "level": float(row["ci_level"]),
+                }
+    return entry
+
+
+def _srm_entry(rows: list[dict[str, Any]], configured: dict[str, float]) -> dict[str, Any]:
+    first = rows[0]
+    observed = {r["variant"]: int(r["observed_rows"]) for r in rows if r["observed_rows"]}
+    if configured:
+        expected = {k: float(v) for k, v in configured.items()}
+    else:  # the equal-weight map that was actually used (§5.9)
+        expected = {r["variant"]: 1.0 for r in rows if r["observed_rows"]}
+    entry: dict[str, Any] = {
+        "p_value": float(first["p_value"]),
+        "observed": dict(sorted(observed.items())),
+        "expected": dict(sorted(expected.items())),
+        "detected": bool(first["is_detected"]),
+        "sample_size": int(first["sample_size"]),
+        "chi_square": float(first["chi_square"] or 0.0),
+        "degrees_of_freedom": int(first["degrees_of_freedom"] or 0),
+    }
+    missing = sorted(r["variant"] for r in rows if r["is_expected_arm_missing"])
+    unexpected = sorted(r["variant"] for r in rows if r["is_unexpected_variant"])
+    if missing:
+        entry["missing_arms"] = missing
+    if unexpected:
+        entry["unexpected_variants"] = unexpected
+    return entry
+
+
+def srm_section(rows: list[dict[str, Any]], srm_cfg: dict[str, Any]) -> dict[str, Any]:
+    by_scope: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in sorted(rows, key=lambda r: r["variant"]):
+        by_scope.setdefault((row["scope"], row["segment_key"]), []).append(row)
+    configured = srm_cfg.get("expected", {})
+    glob = by_scope.get(("global", "__global__"))
+    section: dict[str, Any] = {
+        "alpha": float(glob[0]["alpha"]) if glob else srm_cfg.get("alpha", 0.001),
+        "min_sample": int(glob[0]["min_sample"]) if glob else srm_cfg.get("min_sample", 100),
+    }
+    if glob:
+        section["global"] = _srm_entry(glob, configured)
+    segments = {
+        key: _srm_entry(seg_rows, configured)
+        for (scope, key), seg_rows in sorted(by_scope.items())
+        if scope == "segment"
+    }
+    if segments:
+        section["by_segment"] = segments
+    return section
+
+
+def power_analysis(power: dict[str, Any] | None) -> dict[str, Any] | None:
+    """§5.8, with the exact normal quantile (the reference used Acklam's approximation)."""
+    if not power:
+        return None
+    p0, mde = float(power.get("baseline_rate", 0)), float(power.get("mde", 0))
+    alpha, target = float(power.get("alpha", 0.05)), float(power.get("power", 0.8))
+    alpha = alpha if 0 < alpha < 1 else 0.05
+    target = target if 0 < target < 1 else 0.8
+    p1 = p0 + mde
+    if not 0 < p0 < 1 or mde <= 0 or not 0 < p1 < 1:
+        return None
+    z_a = NormalDist().inv_cdf(1 - alpha / 2)
+    z_b = NormalDist().inv_cdf(target)
+    p_bar = (p0 + p1) / 2
+    n = (
+        z_a * math.sqrt(2 * p_bar * (1 - p_bar)) + z_b * math.sqrt(p0 * (1 - p0) + p1 * (1 - p1))
+    ) ** 2 / (p1 - p0) ** 2
+    out: dict[str, Any] = {
+        "metric": str(power.get("metric") or "ctr").lower(),
+        "baseline_rate": p0,
+        "mde": mde,
+        "alpha": alpha,
+        "power": target,
+        "sample_size_per_variant": math.ceil(n),
+    }
+    daily = int(power.get("daily_samples", 0) or 0)
+    if daily > 0:
+        out["estimated_days"] = 2 * out["sample_size_per_variant"] / daily
+    return out
+
+
+def experiment_section(marts: dict[str, list[dict[str, Any]]], exp: dict[str, Any]) -> dict:
+    cuped_rows = marts["fct_experiment_cuped"]
+    cuped_active = bool(cuped_rows and cuped_rows[0]["is_active"])
+    variants = sorted(marts["fct_experiment_variant_metrics"], key=lambda r: r["variant"])
+    section: dict[str, Any] = {
+        "experiment_id": exp.get("experiment_id", ""),
+        "variants": [_variant_entry(r, cuped_active) for r in variants if r["scope"] == "global"],
+    }
+    by_segment: dict[str, list[dict[str, Any]]] = {}
+    for row in variants:
+        if row["scope"] == "segment":
+            by_segment.setdefault(row["segment_key"], []).append(_variant_entry(row, cuped_active))
+    if by_segment:
+        section["by_segment"] = dict(sorted(by_segment.items()))
+    section["guardrails"] = {
+        "per_variant": [
+            {
+                "variant": r["variant"],
+                "latency_p95_ms": float(r["latency_p95_ms"]),
+                "error_rate": float(r["error_rate"]),
+                "empty_rate": float(r["empty_rate"]),
+                "pass_latency": bool(r["pass_latency"]),
+                "pass_error_rate": bool(r["pass_error_rate"]),
+                "pass_empty_rate": bool(r["pass_empty_rate"]),
+            }
+            for r in sorted(marts["fct_experiment_guardrails"], key=lambda r: r["variant"])
+        ]
+    }
+    if cuped_active:
+        c = cuped_rows[0]
+        cuped: dict[str, Any] = {"enabled": True, "covariate_key": c["covariate_key"]}
+        for key in ("theta_ctr", "theta_conversion_rate", "coverage_rate"):
+            if c[key]:
+                cuped[key] = float(c[key])
+        section["cuped"] = cuped
+    power = power_analysis(exp.get("power"))
+    if power:
+        section["power"] = power
+    tests = sorted(marts["fct_experiment_significance"], key=lambda r: r["test_position"])
+    if tests:
+        section["significance"] = [_significance_entry(r) for r in tests]
+    if exp.get("srm", {}).get("enabled"):
+        section["srm"] = srm_section(marts["fct_experiment_srm"], exp["srm"])
+    return section
+
+
+def experiment_highlights(section: dict[str, Any]) -> list[dict[str, Any]]:
+    """§8.4: ctr, conversion_rate and revenue_per_request of the variant with most exposures."""
+    if not section["variants"]:
+        return []
+    top = sorted(section["variants"], key=lambda v: (-v["exposures"], v["variant"]))[0]
+    return [{"name": m, "value": top[m]} for m in PRIMARY_METRICS]
+
+
+def experiment_warnings(section: dict[str, Any]) -> list[str]:
+    out = []
+    for test in section.get("significance", []):
+        if test["test_status"] == "pooled_rate_above_one":
+            where = f" segment {test['segment']}" if "segment" in test else ""
+            out.append(
+                f"experiment_test_not_a_proportion: {test['metric']} {test['variant']}{where}: "
+                "more events than exposures, no z-test (the reference aborted with NaN)"
+            )
+    srm = section.get("srm", {}).get("global", {})
+    if srm.get("detected"):
+        out.append(f"srm_detected: p={srm['p_value']:.3g}; stop interpreting the metrics")
+    for arm in srm.get("missing_arms", []):
+        out.append(f"srm_missing_arm: {arm} is expected but has no assignment rows")
+    for variant in srm.get("unexpected_variants", []):
+        out.append(f"srm_unexpected_variant: {variant} has rows but no expected weight")
+    return out
+
+
+# -- A/A check ----------------------------------------------------------------------------------
+
+
+def _threshold_key(t: float) -> str:
+    return f"{t:.6f}".rstrip("0").rstrip(".")
+
+
+def aa_check_section(tests: list[dict[str, Any]], thresholds: list[float]) -> dict[str, Any]:
+    """§5.12 over the raw p-values (tests without a p-value are left out)."""
+    with_p = [t for t in tests if t["p_value"] is not None]
+    metrics = []
+    for metric in sorted({t["metric"] for t in with_p}):
+        for by_segment in (False, True):
+            ps = [
+                float(t["p_value"])
+                for t in with_p
+                if t["metric"] == metric and (t["scope"] == "segment") == by_segment
+            ]
+            counts = {_threshold_key(th): sum(1 for p in ps if p < th) for th in thresholds}
+            metrics.append({"metric": metric, "by_segment": by_segment, "counts": counts})
+    total = len(with_p)
+    uniformish = all(
+        sum(1 for t in with_p if float(t["p_value"]) < th) <= 2.5 * total * th
+        for th in thresholds
+        if total * th >= 1
+    )
+    return {
+        "metrics": metrics,
+        "thresholds": list(thresholds),
+        "total_tests": total,
+        "uniformish": uniformish,
+    }
+
+
+# -- decision -----------------------------------------------------------------------------------
+
+
+def _global_variant(section: dict[str, Any], name: str) -> dict[str, Any]:
+    for v in section["variants"]:
+        if v["variant"] == name:
+            return v
+    return {}
+
+
+def decide(
+    section: dict[str, Any],
+    arms: list[dict[str, Any]],
+    guardrail_rows: list[dict[str, Any]],
+    exp: dict[str, Any],
+    join_rates: dict[str, float],
+) -> dict[str, Any]:
+    """The decision: decision.v1 fields plus `policy`, `verdict` and `reasons`/`evidence`.
+
+    policy `reference` (§5.10): a primary metric below its threshold -> fail; a candidate
+    guardrail breach with guardrail_gate -> hold; SRM with the SRM gate -> hold; else ship.
+    policy `playbook` (default; the product docs' decision policy): join rate below 95 % -> hold;
+    SRM detected -> hold; candidate guardrail breach -> rollback; a primary metric significantly
+    worse -> rollback; every primary metric significantly better with a relative lift of at
+    least its threshold -> ship; otherwise hold. `decision` keeps decision.v1's values
+    (rollback is written as fail); `verdict` says ship, hold or rollback.
+    """
+    dec_cfg = exp.get("decision", {})
+    policy = str(dec_cfg.get("policy", "playbook")).lower()
+    control = next((a["variant"] for a in arms if a["is_control"]), "")
+    candidate = next((a["variant"] for a in arms if a["is_candidate"]), "")
+    thresholds = {k: float(v) for k, v in dec_cfg.get("primary_thresholds", {}).items()}
+    primary_names = [m.lower() for m in exp.get("primary_metrics", [])] or ["ctr"]
+    ctl, cand = _global_variant(section, control), _global_variant(section, candidate)
+    primary = []
+    for metric in primary_names:
+        before, after = float(ctl.get(metric, 0.0)), float(cand.get(metric, 0.0))
+        delta = after - before
+        primary.append(
+            {
+                "metric": metric,
+                "delta": delta,
+                "relative_delta": delta / before if before else 0.0,
+                "threshold": thresholds.get(metric, 0.0),
+            }
+        )
+    cand_guard = next((g for g in guardrail_rows if g["variant"] == candidate), None)
+    guardrails = []
+    for value_key, threshold_key, pass_key in GUARDRAILS:
+        guardrails.append(
+            {
+                "metric": value_key,
+                "value": float(cand_guard[value_key]) if cand_guard else 0.0,
+                "threshold": float(cand_guard[threshold_key]) if cand_guard else 0.0,
+                "passed": bool(cand_guard[pass_key]) if cand_guard else True,
+            }
+        )
+    srm_cfg = exp.get("srm", {})
+    srm = section.get("srm", {}).get("global")
+    srm_detected = bool(srm and srm["detected"])
+    reasons: list[str] = []
+    if policy == "reference":
+        guardrail_fail = dec_cfg.get("guardrail_gate", False) and not all(
+            g["passed"] for g in guardrails
+        )
+        srm_gate = dec_cfg.get("srm_gate", False) or srm_cfg.get("gate_enabled", False)
+        if any(p["delta"] < p["threshold"] for p in primary):
+            verdict, reason = "fail", "primary metric regression"
+        elif guardrail_fail:
+            verdict, reason = "hold", "guardrail regression"
+        elif srm_gate and srm_detected:
+            verdict, reason = "hold", "srm detected"
+        else:
+            verdict, reason = "ship", ""
+        reasons = [reason] if reason else []
+    else:
+        tests = {
+            t["metric"]: t
+            for t in section.get("significance", [])
+            if "segment" not in t and t["variant"] == candidate
+        }
+        low_joins = {k: v for k, v in join_rates.items() if v < MIN_DECISION_JOIN_RATE}
+        breached = [g["metric"] for g in guardrails if not g["passed"]]
+        worse, better, untested = [], [], []
+        for p in primary:
+            test = tests.get(p["metric"])
+            if test is None or "p_value" not in test:
+                untested.append(p["metric"])
+            elif test["significant"] and p["delta"] < 0:
+                worse.append(p["metric"])
+            elif (
+                test["significant"]
+                and p["delta"] > 0
+                and (p["relative_delta"] >= p["threshold"] or not p["threshold"])
+            ):
+                better.append(p["metric"])
+        if low_joins:
+            verdict = "hold"
+            reasons = [f"join rate below 95%: {k} {v:.4f}" for k, v in sorted(low_joins.items())]
+        elif srm_detected:
+            verdict, reasons = "hold", [f"srm detected (p={srm['p_value']:.3g})"]
+        elif breached:
+            verdict, reasons = "rollback", [f"guardrail breached: {m}" for m in breached]
+        elif worse:
+            verdict = "rollback"
+            reasons = [f"primary metric significantly worse: {m}" for m in worse]
+        elif primary and len(better) == len(primary):
+            verdict = "ship"
+            reasons = [f"primary metric significantly better: {m}" for m in better]
+        else:
+            verdict = "hold"
+            reasons = ["primary metrics not significantly better beyond the minimum effect"]
+            reasons += [f"no valid test for {m}" for m in untested]
+        reason = reasons[0]
+    decision: dict[str, Any] = {
+        "decision": "fail" if verdict == "rollback" else verdict,
+        "reason": reason,
+        "control_variant": control,
+        "candidate_variant": candidate,
+        "primary_metrics": primary,
+        "guardrails": guardrails,
+        "thresholds": thresholds,
+    }
+    if srm_cfg.get("enabled") and srm:
+        decision["srm"] = {
+            "detected": srm_detected,
+            "p_value": srm["p_value"],
+            "alpha": section["srm"]["alpha"],
+        }
+    decision["policy"] = policy
+    decision["verdict"] = verdict
+    decision["reasons"] = reasons
+    return decision
