@@ -292,3 +292,16 @@ def test_playbook_rules(test, guard_pass, srm, joins, threshold, verdict):
     assert out["verdict"] == verdict, out["reasons"]
     assert out["decision"] == {"rollback": "fail"}.get(verdict, verdict)
     assert out["reason"] == out["reasons"][0]
+
+
+def test_show_renders_the_decision_and_lifts(tmp_path):
+    from recsys_eval.commands.show import render
+
+    proc, out = run(tmp_path, "experiment", EVERYTHING % {"method": "holm", "policy": "playbook"})
+    assert proc.returncode == 3, proc.stderr
+    text = render(json.loads(out.read_text()))
+    assert "decision: ROLLBACK (playbook policy): B vs control A" in text
+    assert "- guardrail breached: latency_p95_ms" in text
+    assert "B ctr              -0.5000 [-1.1930, +0.1930]  p=0.3865" in text
+    assert "guardrail breach: B latency" in text
+    assert "SRM: p=0.5637" in text

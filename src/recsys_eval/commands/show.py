@@ -20,6 +20,54 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
+def _ci(block: dict[str, Any] | None) -> str:
+    return f"[{block['lower']:+.4f}, {block['upper']:+.4f}]" if block else ""
+
+
+def _experiment_lines(exp: dict[str, Any] | None) -> list[str]:
+    if not exp:
+        return []
+    lines = ["", f"experiment {exp.get('experiment_id', '')}"]
+    decision = exp.get("decision")
+    if decision:
+        lines.append(
+            f"  decision: {decision['verdict'].upper()} ({decision['policy']} policy): "
+            f"{decision['candidate_variant']} vs control {decision['control_variant']}"
+        )
+        lines += [f"    - {r}" for r in decision["reasons"]]
+    lines.append(f"  {'variant':<10} {'exposures':>9} {'ctr':>8} {'cvr':>8} {'rev/req':>9}")
+    for v in exp.get("variants", []):
+        lines.append(
+            f"  {v['variant']:<10} {v['exposures']:>9} {v['ctr']:>8.4f} "
+            f"{v['conversion_rate']:>8.4f} {v['revenue_per_request']:>9.4f}"
+        )
+    tests = [t for t in exp.get("significance", []) if "segment" not in t]
+    if tests:
+        lines.append("  lift vs control (global)")
+        for t in tests:
+            if "p_value" in t:
+                p = f"p={t['p_value']:.4f} adj={t.get('adjusted_p_value', 0.0):.4f}"
+            else:
+                p = t["test_status"]
+            flag = "  significant" if t["significant"] else ""
+            lines.append(
+                f"    {t['variant']} {t['metric']:<16} {t.get('absolute_lift', 0.0):+.4f} "
+                f"{_ci(t.get('absolute_lift_ci'))}  {p}{flag}"
+            )
+    guard = exp.get("guardrails", {}).get("per_variant", [])
+    for g in guard:
+        failed = [k for k in ("pass_latency", "pass_error_rate", "pass_empty_rate") if not g[k]]
+        if failed:
+            lines.append(f"  guardrail breach: {g['variant']} {', '.join(f[5:] for f in failed)}")
+    srm = exp.get("srm", {}).get("global")
+    if srm:
+        lines.append(
+            f"  SRM: p={srm['p_value']:.4g} observed {srm['observed']} "
+            + ("DETECTED" if srm["detected"] else "not detected")
+        )
+    return lines
+
+
 def render(report: dict[str, Any]) -> str:
     lines = [
         f"run {report.get('run_id', '?')}  mode {report.get('mode', '?')}  "
@@ -52,6 +100,14 @@ def render(report: dict[str, Any]) -> str:
         for seg, metrics in offline.get("by_segment", {}).items():
             values = ", ".join(f"{m['name']} {m['value']:.4f}" for m in metrics)
             lines.append(f"  [{seg}] {values}")
+    lines += _experiment_lines(report.get("experiment"))
+    aa = report.get("aa_check")
+    if aa:
+        lines.append("")
+        lines.append(
+            f"A/A check: {aa['total_tests']} tests, "
+            + ("p-values look uniform" if aa["uniformish"] else "TOO MANY small p-values")
+        )
     dq = report.get("data_quality")
     if dq:
         lines.append("")
