@@ -113,7 +113,7 @@ def test_unknown_schema(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     path = write(tmp_path, GOOD + b"\n")
     assert main(["validate", "--schema", "exposures", "--input", path]) == 1
     assert capsys.readouterr().err.startswith(
-        "error: unknown schema 'exposures'; known schemas: assignment.v1, decision.v1, exposure.v1"
+        "error: unknown schema 'exposures'; known schemas: assignment.v1, decision.v1, decision.v2, exposure.v1"
     )
 
 
