@@ -13,6 +13,10 @@
       srm_expected                         list of {variant, weight} sorted by variant; weights numbers
                                            >= 0 with a positive sum ({} -> [])
       cuped_covariate_key                  string or none ('' -> none)
+      srm_min_share_deviation              number in [0, 1) (the practical-size gate of SRM; 0 = off)
+      guardrail_alpha                      number in (0, 1)
+      guardrail_margins                    list of {metric, margin} in the order error_rate, empty_rate,
+                                           latency_mean_relative (a subset; {} -> []); margins >= 0
     null for any scalar var means the reference's default. The reference silently replaces some
     invalid values (an unknown method reads as fdr_bh, alpha outside (0, 1) as 0.05); here they are
     errors, and the caller (the CLI) applies those normalisations before passing vars.
@@ -122,6 +126,50 @@
             "var recsys_eval__experiment_srm_expected: the weights must have a positive sum, got: " ~ expected) }}
     {%- endif -%}
     {%- do config.update({'srm_expected': weights}) -%}
+
+    {%- set share_deviation = recsys_eval.experiment_number_var('srm_min_share_deviation', 0.001) -%}
+    {%- if share_deviation < 0 or share_deviation >= 1 -%}
+        {{ exceptions.raise_compiler_error(
+            "var recsys_eval__experiment_srm_min_share_deviation must be in [0, 1), got: " ~ share_deviation) }}
+    {%- endif -%}
+    {%- do config.update({'srm_min_share_deviation': share_deviation}) -%}
+
+    {%- set guardrail_alpha = recsys_eval.experiment_number_var('guardrail_alpha', 0.05) -%}
+    {%- if guardrail_alpha <= 0 or guardrail_alpha >= 1 -%}
+        {{ exceptions.raise_compiler_error(
+            "var recsys_eval__experiment_guardrail_alpha must be in (0, 1), got: " ~ guardrail_alpha) }}
+    {%- endif -%}
+    {%- do config.update({'guardrail_alpha': guardrail_alpha}) -%}
+
+    {%- set guardrail_metrics = ['error_rate', 'empty_rate', 'latency_mean_relative'] -%}
+    {%- set margins = var('recsys_eval__experiment_guardrail_margins', {}) -%}
+    {%- if margins is none or margins == '' -%}
+        {%- set margins = {} -%}
+    {%- endif -%}
+    {%- if margins is not mapping -%}
+        {{ exceptions.raise_compiler_error(
+            "var recsys_eval__experiment_guardrail_margins must be a mapping {metric: margin}, got: " ~ margins) }}
+    {%- endif -%}
+    {%- set normalised = {} -%}
+    {%- for key, raw in margins.items() -%}
+        {%- set metric = key | string | trim | lower -%}
+        {%- if metric not in guardrail_metrics -%}
+            {{ exceptions.raise_compiler_error(
+                "var recsys_eval__experiment_guardrail_margins: unknown metric '" ~ key
+                ~ "' (allowed: " ~ guardrail_metrics | join(', ') ~ ")") }}
+        {%- endif -%}
+        {%- if raw is boolean or raw is not number or raw < 0 -%}
+            {{ exceptions.raise_compiler_error(
+                "var recsys_eval__experiment_guardrail_margins: the margin of '" ~ metric
+                ~ "' must be a number >= 0, got: " ~ raw) }}
+        {%- endif -%}
+        {%- do normalised.update({metric: raw}) -%}
+    {%- endfor -%}
+    {%- set guardrail_margins = [] -%}
+    {%- for metric in guardrail_metrics if metric in normalised -%}
+        {%- do guardrail_margins.append({'metric': metric, 'margin': normalised[metric]}) -%}
+    {%- endfor -%}
+    {%- do config.update({'guardrail_margins': guardrail_margins}) -%}
 
     {{ return(config) }}
 {%- endmacro %}

@@ -126,3 +126,60 @@
 {% macro experiment_floor_rank(n, quantile_literal) -%}
     cast(floor({{ quantile_literal }} * cast(({{ n }}) - 1 as {{ recsys_eval.type_double() }})) as {{ dbt.type_bigint() }}) + 1
 {%- endmacro %}
+
+{#-
+    experiment_ratio_unit_variance(numerator_sum, numerator_squared_sum, cross_sum, denominator_sum,
+    denominator_squared_sum, units): the user-level delta-method variance of a ratio metric
+    R = sum(e) / sum(d) over n randomization units (per unit u: e_u events, d_u requests), scaled per
+    unit so that Var(R) = result / n (the shape of experiment_relative_lift_se's variances):
+        n Var(R) = (s_e^2 - 2 R s_ed + R^2 s_d^2) / mean(d)^2 = n sum((e_u - R d_u)^2) / sum(d)^2
+    with population moments (divide by n), computed from the unit sums sum(e), sum(e^2), sum(e d),
+    sum(d), sum(d^2). This equals n times the cluster-robust (CR0, no small-sample factor) sandwich
+    variance of the per-request mean. Null when n or sum(d) is 0; clamped at 0 against rounding.
+-#}
+{% macro experiment_ratio_unit_variance(
+    numerator_sum, numerator_squared_sum, cross_sum, denominator_sum, denominator_squared_sum, units
+) -%}
+    {%- set double = recsys_eval.type_double() -%}
+    {%- set ratio = '(cast((' ~ numerator_sum ~ ') as ' ~ double ~ ') / cast((' ~ denominator_sum ~ ') as ' ~ double ~ '))' -%}
+    case
+        when ({{ units }}) = 0 or ({{ denominator_sum }}) = 0 then cast(null as {{ double }})
+        else greatest(
+            0.0e0,
+            cast(({{ numerator_squared_sum }}) as {{ double }})
+            - 2.0e0 * {{ ratio }} * cast(({{ cross_sum }}) as {{ double }})
+            + {{ ratio }} * {{ ratio }} * cast(({{ denominator_squared_sum }}) as {{ double }})
+        )
+        * cast(({{ units }}) as {{ double }})
+        / (cast(({{ denominator_sum }}) as {{ double }}) * cast(({{ denominator_sum }}) as {{ double }}))
+    end
+{%- endmacro %}
+
+{#-
+    experiment_difference_se(variance1, n1, variance0, n0): the standard error sqrt(v1 / n1 + v0 / n0)
+    of a difference of two independent means whose units have variances v1 and v0 (unpooled, Welch
+    form); null when an arm has no unit or a variance is null.
+-#}
+{% macro experiment_difference_se(variance1, n1, variance0, n0) -%}
+    case
+        when ({{ n1 }}) > 0 and ({{ n0 }}) > 0
+            then sqrt(
+                ({{ variance1 }}) / cast(({{ n1 }}) as {{ recsys_eval.type_double() }})
+                + ({{ variance0 }}) / cast(({{ n0 }}) as {{ recsys_eval.type_double() }})
+            )
+        else cast(null as {{ recsys_eval.type_double() }})
+    end
+{%- endmacro %}
+
+{#-
+    experiment_wald_z(estimate, standard_error, null_value): the Wald statistic
+    (estimate - null_value) / standard_error; null when the standard error is null or not positive
+    (a test without variance has no p-value rather than the reference's p = 1).
+-#}
+{% macro experiment_wald_z(estimate, standard_error, null_value='0.0e0') -%}
+    case
+        when ({{ standard_error }}) > 0
+            then (({{ estimate }}) - ({{ null_value }})) / ({{ standard_error }})
+        else cast(null as {{ recsys_eval.type_double() }})
+    end
+{%- endmacro %}

@@ -27,6 +27,11 @@ final as (
         variant,
         experiment_segment_key as segment_key,
 
+        ----------  randomization unit (user-level variance): the exposure's user_id; a request without
+        ----------  one is its own unit (is_user_unit false keeps it apart from a user of the same id)
+        case when user_id != '' then user_id else request_id end as unit_id,
+        user_id != '' as is_user_unit,
+
         ----------  per-request tallies (reference §5.2): event counts, not indicators
         click_count,
         conversion_count,

@@ -15,6 +15,8 @@ scoped_requests as (
         'global' as scope,
         '__global__' as segment_key,
         variant,
+        unit_id,
+        is_user_unit,
         click_count,
         conversion_count,
         revenue,
@@ -34,6 +36,8 @@ scoped_requests as (
         'segment' as scope,
         segment_key,
         variant,
+        unit_id,
+        is_user_unit,
         click_count,
         conversion_count,
         revenue,
@@ -46,6 +50,51 @@ scoped_requests as (
         exposed_at_epoch_us
 
     from experiment_requests
+
+),
+
+unit_tallies as (
+
+    -- one row per randomization unit (user) of the group: its requests and events in the group
+    select
+        scope,
+        segment_key,
+        variant,
+        unit_id,
+        is_user_unit,
+        count(*) as requests,
+        sum(click_count) as clicks,
+        sum(conversion_count) as conversions
+
+    from scoped_requests
+    group by
+        scope,
+        segment_key,
+        variant,
+        unit_id,
+        is_user_unit
+
+),
+
+unit_moments as (
+
+    -- sufficient statistics of the user-level delta method (ratio metrics events / requests over users)
+    select
+        scope,
+        segment_key,
+        variant,
+        count(*) as units,
+        sum(requests * requests) as unit_requests_squared_sum,
+        sum(clicks * clicks) as unit_clicks_squared_sum,
+        sum(clicks * requests) as unit_clicks_requests_sum,
+        sum(conversions * conversions) as unit_conversions_squared_sum,
+        sum(conversions * requests) as unit_conversions_requests_sum
+
+    from unit_tallies
+    group by
+        scope,
+        segment_key,
+        variant
 
 ),
 
@@ -92,26 +141,37 @@ aggregated as (
 final as (
 
     select
-        scope,
-        segment_key,
-        variant,
-        cast(exposures as {{ dbt.type_bigint() }}) as exposures,
-        cast(clicks as {{ dbt.type_bigint() }}) as clicks,
-        cast(conversions as {{ dbt.type_bigint() }}) as conversions,
-        cast(revenue as {{ recsys_eval.type_double() }}) as revenue,
-        cast(clicks_squared_sum as {{ dbt.type_bigint() }}) as clicks_squared_sum,
-        cast(conversions_squared_sum as {{ dbt.type_bigint() }}) as conversions_squared_sum,
-        first_exposed_at_epoch_us,
-        last_exposed_at_epoch_us,
-        cast(error_exposures as {{ dbt.type_bigint() }}) as error_exposures,
-        cast(empty_exposures as {{ dbt.type_bigint() }}) as empty_exposures,
-        cast(latency_exposures as {{ dbt.type_bigint() }}) as latency_exposures,
-        cast(covariate_exposures as {{ dbt.type_bigint() }}) as covariate_exposures,
-        cast(covariate_sum as {{ recsys_eval.type_double() }}) as covariate_sum,
-        cast(covariate_clicked as {{ dbt.type_bigint() }}) as covariate_clicked,
-        cast(covariate_converted as {{ dbt.type_bigint() }}) as covariate_converted
+        aggregated.scope,
+        aggregated.segment_key,
+        aggregated.variant,
+        cast(aggregated.exposures as {{ dbt.type_bigint() }}) as exposures,
+        cast(aggregated.clicks as {{ dbt.type_bigint() }}) as clicks,
+        cast(aggregated.conversions as {{ dbt.type_bigint() }}) as conversions,
+        cast(aggregated.revenue as {{ recsys_eval.type_double() }}) as revenue,
+        cast(aggregated.clicks_squared_sum as {{ dbt.type_bigint() }}) as clicks_squared_sum,
+        cast(aggregated.conversions_squared_sum as {{ dbt.type_bigint() }}) as conversions_squared_sum,
+        aggregated.first_exposed_at_epoch_us,
+        aggregated.last_exposed_at_epoch_us,
+        cast(aggregated.error_exposures as {{ dbt.type_bigint() }}) as error_exposures,
+        cast(aggregated.empty_exposures as {{ dbt.type_bigint() }}) as empty_exposures,
+        cast(aggregated.latency_exposures as {{ dbt.type_bigint() }}) as latency_exposures,
+        cast(aggregated.covariate_exposures as {{ dbt.type_bigint() }}) as covariate_exposures,
+        cast(aggregated.covariate_sum as {{ recsys_eval.type_double() }}) as covariate_sum,
+        cast(aggregated.covariate_clicked as {{ dbt.type_bigint() }}) as covariate_clicked,
+        cast(aggregated.covariate_converted as {{ dbt.type_bigint() }}) as covariate_converted,
+        cast(unit_moments.units as {{ dbt.type_bigint() }}) as units,
+        cast(unit_moments.unit_requests_squared_sum as {{ dbt.type_bigint() }}) as unit_requests_squared_sum,
+        cast(unit_moments.unit_clicks_squared_sum as {{ dbt.type_bigint() }}) as unit_clicks_squared_sum,
+        cast(unit_moments.unit_clicks_requests_sum as {{ dbt.type_bigint() }}) as unit_clicks_requests_sum,
+        cast(unit_moments.unit_conversions_squared_sum as {{ dbt.type_bigint() }}) as unit_conversions_squared_sum,
+        cast(unit_moments.unit_conversions_requests_sum as {{ dbt.type_bigint() }}) as unit_conversions_requests_sum
 
     from aggregated
+    inner join unit_moments
+        on
+            aggregated.scope = unit_moments.scope
+            and aggregated.segment_key = unit_moments.segment_key
+            and aggregated.variant = unit_moments.variant
 
 )
 

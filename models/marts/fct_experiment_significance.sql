@@ -69,7 +69,19 @@ comparisons as (
         control_stats.clicks as control_clicks,
         control_stats.clicks_squared_sum as control_clicks_squared_sum,
         control_stats.conversions as control_conversions,
-        control_stats.conversions_squared_sum as control_conversions_squared_sum
+        control_stats.conversions_squared_sum as control_conversions_squared_sum,
+        variant_stats.units,
+        variant_stats.unit_requests_squared_sum,
+        variant_stats.unit_clicks_squared_sum,
+        variant_stats.unit_clicks_requests_sum,
+        variant_stats.unit_conversions_squared_sum,
+        variant_stats.unit_conversions_requests_sum,
+        control_stats.units as control_units,
+        control_stats.unit_requests_squared_sum as control_unit_requests_squared_sum,
+        control_stats.unit_clicks_squared_sum as control_unit_clicks_squared_sum,
+        control_stats.unit_clicks_requests_sum as control_unit_clicks_requests_sum,
+        control_stats.unit_conversions_squared_sum as control_unit_conversions_squared_sum,
+        control_stats.unit_conversions_requests_sum as control_unit_conversions_requests_sum
 
     from variant_stats
     inner join control_stats
@@ -95,7 +107,15 @@ metric_tests as (
         clicks_squared_sum as successes_squared_sum,
         control_exposures,
         control_clicks as control_successes,
-        control_clicks_squared_sum as control_successes_squared_sum
+        control_clicks_squared_sum as control_successes_squared_sum,
+        units,
+        unit_requests_squared_sum,
+        unit_clicks_squared_sum as unit_successes_squared_sum,
+        unit_clicks_requests_sum as unit_successes_requests_sum,
+        control_units,
+        control_unit_requests_squared_sum,
+        control_unit_clicks_squared_sum as control_unit_successes_squared_sum,
+        control_unit_clicks_requests_sum as control_unit_successes_requests_sum
 
     from comparisons
 
@@ -113,7 +133,15 @@ metric_tests as (
         conversions_squared_sum as successes_squared_sum,
         control_exposures,
         control_conversions as control_successes,
-        control_conversions_squared_sum as control_successes_squared_sum
+        control_conversions_squared_sum as control_successes_squared_sum,
+        units,
+        unit_requests_squared_sum,
+        unit_conversions_squared_sum as unit_successes_squared_sum,
+        unit_conversions_requests_sum as unit_successes_requests_sum,
+        control_units,
+        control_unit_requests_squared_sum,
+        control_unit_conversions_squared_sum as control_unit_successes_squared_sum,
+        control_unit_conversions_requests_sum as control_unit_successes_requests_sum
 
     from comparisons
 
@@ -131,7 +159,13 @@ rates as (
         {{ recsys_eval.experiment_tally_variance('successes', 'successes_squared_sum', 'exposures') }}
             as variant_variance,
         {{ recsys_eval.experiment_tally_variance(
-            'control_successes', 'control_successes_squared_sum', 'control_exposures') }} as control_variance
+            'control_successes', 'control_successes_squared_sum', 'control_exposures') }} as control_variance,
+        {{ recsys_eval.experiment_ratio_unit_variance(
+            'successes', 'unit_successes_squared_sum', 'unit_successes_requests_sum',
+            'exposures', 'unit_requests_squared_sum', 'units') }} as user_variant_variance,
+        {{ recsys_eval.experiment_ratio_unit_variance(
+            'control_successes', 'control_unit_successes_squared_sum', 'control_unit_successes_requests_sum',
+            'control_exposures', 'control_unit_requests_squared_sum', 'control_units') }} as user_control_variance
 
     from metric_tests
 
@@ -230,6 +264,77 @@ lifts as (
 
 ),
 
+user_lifts as (
+
+    -- beyond the reference: the same lift with the variance at the randomization unit (users carry
+    -- several requests, so ctr and conversion_rate are ratio metrics over users; delta method)
+    select
+        *,
+        {{ recsys_eval.experiment_difference_se(
+            'user_variant_variance', 'units', 'user_control_variance', 'control_units') }}
+            as user_absolute_lift_standard_error,
+        {{ recsys_eval.experiment_relative_lift_se(
+            'variant_rate', 'user_variant_variance', 'units',
+            'control_rate', 'user_control_variance', 'control_units') }}
+            as user_relative_lift_standard_error
+
+    from lifts
+
+),
+
+user_z_scores as (
+
+    select
+        *,
+        {{ recsys_eval.experiment_wald_z('absolute_lift', 'user_absolute_lift_standard_error') }} as user_z_score
+
+    from user_lifts
+
+),
+
+user_p_values as (
+
+    -- two-sided normal p-value; null without a positive standard error
+    select
+        *,
+        {{ recsys_eval.normal_two_sided_p_value('user_z_score') }} as user_p_value
+
+    from user_z_scores
+
+),
+
+user_ranked as (
+
+    -- the user-level family: every test with a user p-value, corrected with the same method
+    select
+        *,
+        row_number() over (
+            order by
+                case when user_p_value is null then 1 else 0 end,
+                user_p_value,
+                scope,
+                segment_key,
+                variant,
+                metric_position
+        ) as user_p_value_rank,
+        count(user_p_value) over () as user_family_size
+
+    from user_p_values
+
+),
+
+user_adjusted as (
+
+    select
+        *,
+        {{ recsys_eval.experiment_adjusted_p_value(
+            experiment.multiple_comparisons_method, 'user_p_value', 'user_p_value_rank', 'user_family_size') }}
+            as user_adjusted_p_value
+
+    from user_ranked
+
+),
+
 final as (
 
     select
@@ -285,9 +390,42 @@ final as (
         cast(relative_lift + z_critical * relative_lift_standard_error as {{ double }}) as relative_lift_ci_upper,
 
         ----------  flags
-        successes > exposures or control_successes > control_exposures as has_events_above_exposures
+        successes > exposures or control_successes > control_exposures as has_events_above_exposures,
 
-    from lifts
+        ----------  variance at the randomization unit (user-level delta method; not in the reference)
+        cast(units as {{ dbt.type_bigint() }}) as user_count,
+        cast(control_units as {{ dbt.type_bigint() }}) as control_user_count,
+        cast(user_variant_variance / units as {{ double }}) as user_variant_rate_variance,
+        cast(user_control_variance / control_units as {{ double }}) as user_control_rate_variance,
+        cast(user_absolute_lift_standard_error as {{ double }}) as user_absolute_lift_standard_error,
+        cast(user_z_score as {{ double }}) as user_z_score,
+        cast(user_p_value as {{ double }}) as user_p_value,
+        cast(user_adjusted_p_value as {{ double }}) as user_adjusted_p_value,
+        cast(user_family_size as {{ dbt.type_bigint() }}) as user_family_size,
+        coalesce(user_adjusted_p_value <= alpha, false) as user_is_significant,
+        cast(
+            absolute_lift - z_critical * user_absolute_lift_standard_error as {{ double }}
+        ) as user_absolute_lift_ci_lower,
+        cast(
+            absolute_lift + z_critical * user_absolute_lift_standard_error as {{ double }}
+        ) as user_absolute_lift_ci_upper,
+        cast(user_relative_lift_standard_error as {{ double }}) as user_relative_lift_standard_error,
+        cast(
+            relative_lift - z_critical * user_relative_lift_standard_error as {{ double }}
+        ) as user_relative_lift_ci_lower,
+        cast(
+            relative_lift + z_critical * user_relative_lift_standard_error as {{ double }}
+        ) as user_relative_lift_ci_upper,
+        cast(
+            case
+                when absolute_lift_standard_error > 0
+                    then
+                        user_absolute_lift_standard_error * user_absolute_lift_standard_error
+                        / (absolute_lift_standard_error * absolute_lift_standard_error)
+            end as {{ double }}
+        ) as user_design_effect
+
+    from user_adjusted
 
 )
 

@@ -15,7 +15,8 @@ settings as (
 
     select
         {{ recsys_eval.experiment_double_literal(experiment.srm_alpha) }} as alpha,
-        cast({{ experiment.srm_min_sample }} as {{ dbt.type_bigint() }}) as min_sample
+        cast({{ experiment.srm_min_sample }} as {{ dbt.type_bigint() }}) as min_sample,
+        {{ recsys_eval.experiment_double_literal(experiment.srm_min_share_deviation) }} as min_share_deviation
 
 ),
 
@@ -122,11 +123,25 @@ expected_counts as (
 
 ),
 
+shares as (
+
+    -- the practical size of a mismatch: observed share - expected share of the population (an
+    -- unexpected variant expects 0, a missing expected arm observes 0)
+    select
+        *,
+        cast(observed_rows as {{ double }}) / cast(sample_size as {{ double }}) as observed_share,
+        coalesce(weight / weight_total, 0.0e0) as expected_share
+
+    from expected_counts
+
+),
+
 cell_terms as (
 
     -- only observed variants with a positive expected count contribute (reference §5.9)
     select
         *,
+        observed_share - expected_share as share_deviation,
         observed_rows > 0 and coalesce(expected_rows, 0) > 0 as is_contributing,
         case
             when observed_rows > 0
@@ -137,7 +152,7 @@ cell_terms as (
         observed_rows > 0 and not is_in_expected and {{ 'true' if expected | length > 0 else 'false' }}
             as is_unexpected_variant
 
-    from expected_counts
+    from shares
 
 ),
 
@@ -146,6 +161,8 @@ tests as (
     select
         scope,
         segment_key,
+        max(sample_size) as sample_size,
+        max(abs(share_deviation)) as max_abs_share_deviation,
         sum(chi_square_term) as chi_square,
         sum(case when is_contributing then 1 else 0 end) as contributing_variants,
         max(case when is_expected_arm_missing then 1 else 0 end) = 1 as has_expected_arm_missing,
@@ -183,6 +200,57 @@ p_values as (
 
 ),
 
+segment_family as (
+
+    -- beyond the reference: the per-segment SRM tests form one family (the segments that can be
+    -- detected, sample_size >= min_sample), Holm-corrected; the global test is a family of its own
+    select
+        p_values.scope,
+        p_values.segment_key,
+        p_values.p_value,
+        row_number() over (order by p_values.p_value, p_values.segment_key) as p_value_rank,
+        count(*) over () as family_size
+
+    from p_values
+    cross join settings
+    where
+        p_values.scope = 'segment'
+        and p_values.sample_size >= settings.min_sample
+
+),
+
+segment_holm as (
+
+    select
+        scope,
+        segment_key,
+        family_size,
+        {{ recsys_eval.experiment_adjusted_p_value('holm', 'p_value', 'p_value_rank', 'family_size') }}
+            as holm_p_value
+
+    from segment_family
+
+),
+
+corrected as (
+
+    -- the global test keeps its p-value (Holm over a family of one); segments below min_sample get none
+    select
+        p_values.*,
+        case
+            when p_values.scope = 'global' then p_values.p_value
+            else segment_holm.holm_p_value
+        end as holm_p_value,
+        segment_holm.family_size as segment_family_size
+
+    from p_values
+    left join segment_holm
+        on
+            p_values.scope = segment_holm.scope
+            and p_values.segment_key = segment_holm.segment_key
+
+),
+
 final as (
 
     select
@@ -198,23 +266,39 @@ final as (
         cell_terms.is_contributing,
         cell_terms.is_expected_arm_missing,
         cell_terms.is_unexpected_variant,
+        cast(cell_terms.observed_share as {{ double }}) as observed_share,
+        cast(cell_terms.expected_share as {{ double }}) as expected_share,
+        cast(cell_terms.share_deviation as {{ double }}) as share_deviation,
 
         ----------  the population's test (repeated on each of its variants)
         cast(cell_terms.sample_size as {{ dbt.type_bigint() }}) as sample_size,
-        cast(p_values.chi_square as {{ double }}) as chi_square,
-        cast(p_values.degrees_of_freedom as {{ dbt.type_bigint() }}) as degrees_of_freedom,
-        cast(p_values.p_value as {{ double }}) as p_value,
+        cast(corrected.chi_square as {{ double }}) as chi_square,
+        cast(corrected.degrees_of_freedom as {{ dbt.type_bigint() }}) as degrees_of_freedom,
+        cast(corrected.p_value as {{ double }}) as p_value,
         settings.alpha,
         settings.min_sample,
-        cell_terms.sample_size >= settings.min_sample and p_values.p_value < settings.alpha as is_detected,
-        p_values.has_expected_arm_missing,
-        p_values.has_unexpected_variant
+        cell_terms.sample_size >= settings.min_sample and corrected.p_value < settings.alpha as is_detected,
+        corrected.has_expected_arm_missing,
+        corrected.has_unexpected_variant,
+
+        ----------  beyond the reference: Holm across segments and the practical-size gate
+        cast(corrected.holm_p_value as {{ double }}) as holm_p_value,
+        cast(corrected.segment_family_size as {{ dbt.type_bigint() }}) as segment_family_size,
+        cast(corrected.max_abs_share_deviation as {{ double }}) as max_abs_share_deviation,
+        settings.min_share_deviation,
+        corrected.max_abs_share_deviation >= settings.min_share_deviation as is_share_deviation_material,
+        coalesce(
+            cell_terms.sample_size >= settings.min_sample
+            and corrected.holm_p_value < settings.alpha
+            and corrected.max_abs_share_deviation >= settings.min_share_deviation,
+            false
+        ) as is_material_srm
 
     from cell_terms
-    inner join p_values
+    inner join corrected
         on
-            cell_terms.scope = p_values.scope
-            and cell_terms.segment_key = p_values.segment_key
+            cell_terms.scope = corrected.scope
+            and cell_terms.segment_key = corrected.segment_key
     cross join settings
 
 )

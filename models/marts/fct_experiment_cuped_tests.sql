@@ -1,0 +1,348 @@
+{{ config(enabled=var('recsys_eval__using_assignments', true)) }}
+{%- set experiment = recsys_eval.experiment_config() -%}
+{%- set double = recsys_eval.type_double() %}
+
+with
+
+experiment_requests as (
+
+    select * from {{ ref('int_recsys_eval__experiment_requests') }}
+
+),
+
+cuped as (
+
+    select * from {{ ref('fct_experiment_cuped') }}
+
+),
+
+arms as (
+
+    select * from {{ ref('int_recsys_eval__experiment_arms') }}
+
+),
+
+settings as (
+
+    select
+        {{ recsys_eval.experiment_double_literal(experiment.multiple_comparisons_alpha) }} as alpha,
+        {{ recsys_eval.experiment_double_literal(experiment.ci_level) }} as ci_level,
+        {{ recsys_eval.experiment_double_literal(1 - (1 - experiment.ci_level) / 2) }} as ci_quantile
+
+),
+
+critical_value as (
+
+    select
+        alpha,
+        ci_level,
+        {{ recsys_eval.normal_quantile('ci_quantile') }} as z_critical
+
+    from settings
+
+),
+
+covariate_requests as (
+
+    -- the cases with a covariate when CUPED is active (reference §5.7), with the adjusted outcomes
+    -- Y - theta (X - mean(X)): the global theta and mean, as the reference's point estimates
+    select
+        experiment_requests.variant,
+        experiment_requests.segment_key,
+        experiment_requests.clicked,
+        experiment_requests.converted,
+        experiment_requests.clicked
+        - cuped.theta_ctr * (experiment_requests.covariate_value - cuped.covariate_mean) as clicked_adjusted,
+        experiment_requests.converted
+        - cuped.theta_conversion_rate * (experiment_requests.covariate_value - cuped.covariate_mean)
+            as converted_adjusted
+
+    from experiment_requests
+    cross join cuped
+    where
+        cuped.is_active
+        and experiment_requests.covariate_value is not null
+
+),
+
+scoped_requests as (
+
+    -- every case once in the global scope and once in its experiment segment (reference §5.3)
+    select
+        'global' as scope,
+        '__global__' as segment_key,
+        variant,
+        clicked,
+        converted,
+        clicked_adjusted,
+        converted_adjusted
+
+    from covariate_requests
+
+    union all
+
+    select
+        'segment' as scope,
+        segment_key,
+        variant,
+        clicked,
+        converted,
+        clicked_adjusted,
+        converted_adjusted
+
+    from covariate_requests
+
+),
+
+group_moments as (
+
+    -- means and population variances (divide by n) per group, before and after the adjustment
+    select
+        scope,
+        segment_key,
+        variant,
+        count(*) as covariate_exposures,
+        avg(cast(clicked as {{ double }})) as clicked_mean,
+        avg(cast(converted as {{ double }})) as converted_mean,
+        avg(clicked_adjusted) as clicked_adjusted_mean,
+        avg(converted_adjusted) as converted_adjusted_mean,
+        var_pop(cast(clicked as {{ double }})) as clicked_variance,
+        var_pop(cast(converted as {{ double }})) as converted_variance,
+        var_pop(clicked_adjusted) as clicked_adjusted_variance,
+        var_pop(converted_adjusted) as converted_adjusted_variance
+
+    from scoped_requests
+    group by
+        scope,
+        segment_key,
+        variant
+
+),
+
+metric_groups as (
+
+    -- one row per group and metric: ctr on Y = clicked, conversion_rate on Y = converted (indicators)
+    select
+        group_moments.scope,
+        group_moments.segment_key,
+        group_moments.variant,
+        'ctr' as metric,
+        1 as metric_position,
+        group_moments.covariate_exposures,
+        cuped.theta_ctr as theta,
+        group_moments.clicked_mean as unadjusted_mean,
+        group_moments.clicked_variance as unadjusted_variance,
+        group_moments.clicked_adjusted_mean as adjusted_mean,
+        group_moments.clicked_adjusted_variance as adjusted_variance
+
+    from group_moments
+    cross join cuped
+
+    union all
+
+    select
+        group_moments.scope,
+        group_moments.segment_key,
+        group_moments.variant,
+        'conversion_rate' as metric,
+        2 as metric_position,
+        group_moments.covariate_exposures,
+        cuped.theta_conversion_rate as theta,
+        group_moments.converted_mean as unadjusted_mean,
+        group_moments.converted_variance as unadjusted_variance,
+        group_moments.converted_adjusted_mean as adjusted_mean,
+        group_moments.converted_adjusted_variance as adjusted_variance
+
+    from group_moments
+    cross join cuped
+
+),
+
+control_groups as (
+
+    -- the global control (reference §5.5), in every population where it has cases with a covariate
+    select metric_groups.*
+    from metric_groups
+    inner join arms
+        on metric_groups.variant = arms.variant
+    where arms.is_control
+
+),
+
+comparisons as (
+
+    -- every non-control variant of a population against that population's control, per metric
+    select
+        metric_groups.scope,
+        metric_groups.segment_key,
+        metric_groups.variant,
+        control_groups.variant as control_variant,
+        metric_groups.metric,
+        metric_groups.metric_position,
+        metric_groups.theta,
+        metric_groups.covariate_exposures,
+        control_groups.covariate_exposures as control_covariate_exposures,
+        metric_groups.unadjusted_mean,
+        control_groups.unadjusted_mean as control_unadjusted_mean,
+        metric_groups.adjusted_mean,
+        control_groups.adjusted_mean as control_adjusted_mean,
+        metric_groups.unadjusted_variance,
+        control_groups.unadjusted_variance as control_unadjusted_variance,
+        metric_groups.adjusted_variance,
+        control_groups.adjusted_variance as control_adjusted_variance
+
+    from metric_groups
+    inner join control_groups
+        on
+            metric_groups.scope = control_groups.scope
+            and metric_groups.segment_key = control_groups.segment_key
+            and metric_groups.metric = control_groups.metric
+    where metric_groups.variant != control_groups.variant
+
+),
+
+estimates as (
+
+    -- adjusted difference of means with Var(Y - theta X) per arm (theta treated as known), and the
+    -- same difference without the adjustment on the same cases (theta = 0) for comparison
+    select
+        *,
+        adjusted_mean - control_adjusted_mean as absolute_lift,
+        {{ recsys_eval.experiment_difference_se(
+            'adjusted_variance', 'covariate_exposures', 'control_adjusted_variance', 'control_covariate_exposures') }}
+            as absolute_lift_standard_error,
+        unadjusted_mean - control_unadjusted_mean as unadjusted_absolute_lift,
+        {{ recsys_eval.experiment_difference_se(
+            'unadjusted_variance', 'covariate_exposures', 'control_unadjusted_variance', 'control_covariate_exposures') }}
+            as unadjusted_absolute_lift_standard_error,
+        case
+            when control_adjusted_mean != 0 then (adjusted_mean - control_adjusted_mean) / control_adjusted_mean
+        end as relative_lift,
+        {{ recsys_eval.experiment_relative_lift_se(
+            'adjusted_mean', 'adjusted_variance', 'covariate_exposures',
+            'control_adjusted_mean', 'control_adjusted_variance', 'control_covariate_exposures') }}
+            as relative_lift_standard_error
+
+    from comparisons
+
+),
+
+z_scores as (
+
+    select
+        *,
+        {{ recsys_eval.experiment_wald_z('absolute_lift', 'absolute_lift_standard_error') }} as z_score
+
+    from estimates
+
+),
+
+p_values as (
+
+    -- two-sided normal p-value; null without a positive standard error
+    select
+        *,
+        {{ recsys_eval.normal_two_sided_p_value('z_score') }} as p_value
+
+    from z_scores
+
+),
+
+ranked as (
+
+    -- the CUPED family: every test with a p-value, corrected with the experiment's method
+    select
+        *,
+        row_number() over (
+            order by
+                case when p_value is null then 1 else 0 end,
+                p_value,
+                scope,
+                segment_key,
+                variant,
+                metric_position
+        ) as p_value_rank,
+        count(p_value) over () as family_size
+
+    from p_values
+
+),
+
+adjusted as (
+
+    select
+        ranked.*,
+        critical_value.alpha,
+        critical_value.ci_level,
+        critical_value.z_critical,
+        {{ recsys_eval.experiment_adjusted_p_value(
+            experiment.multiple_comparisons_method, 'ranked.p_value', 'ranked.p_value_rank', 'ranked.family_size') }}
+            as adjusted_p_value
+
+    from ranked
+    cross join critical_value
+
+),
+
+final as (
+
+    select
+        ----------  grain (the same tests as fct_experiment_significance)
+        scope,
+        segment_key,
+        variant,
+        metric,
+        metric_position,
+        control_variant,
+
+        ----------  inputs: cases with a covariate, theta, means of the indicator before and after CUPED
+        cast(covariate_exposures as {{ dbt.type_bigint() }}) as cuped_exposures,
+        cast(control_covariate_exposures as {{ dbt.type_bigint() }}) as cuped_control_exposures,
+        cast(theta as {{ double }}) as cuped_theta,
+        cast(unadjusted_mean as {{ double }}) as cuped_unadjusted_variant_mean,
+        cast(control_unadjusted_mean as {{ double }}) as cuped_unadjusted_control_mean,
+        cast(adjusted_mean as {{ double }}) as cuped_variant_mean,
+        cast(control_adjusted_mean as {{ double }}) as cuped_control_mean,
+        cast(adjusted_variance as {{ double }}) as cuped_variant_variance,
+        cast(control_adjusted_variance as {{ double }}) as cuped_control_variance,
+
+        ----------  the variance-reduced test
+        ci_level,
+        alpha,
+        cast(absolute_lift as {{ double }}) as cuped_absolute_lift,
+        cast(absolute_lift_standard_error as {{ double }}) as cuped_absolute_lift_standard_error,
+        cast(absolute_lift - z_critical * absolute_lift_standard_error as {{ double }})
+            as cuped_absolute_lift_ci_lower,
+        cast(absolute_lift + z_critical * absolute_lift_standard_error as {{ double }})
+            as cuped_absolute_lift_ci_upper,
+        cast(z_score as {{ double }}) as cuped_z_score,
+        cast(p_value as {{ double }}) as cuped_p_value,
+        cast(adjusted_p_value as {{ double }}) as cuped_adjusted_p_value,
+        {{ recsys_eval.string_literal(experiment.multiple_comparisons_method) }} as cuped_correction,
+        cast(family_size as {{ dbt.type_bigint() }}) as cuped_family_size,
+        coalesce(adjusted_p_value <= alpha, false) as cuped_is_significant,
+        cast(relative_lift as {{ double }}) as cuped_relative_lift,
+        cast(relative_lift_standard_error as {{ double }}) as cuped_relative_lift_standard_error,
+        cast(relative_lift - z_critical * relative_lift_standard_error as {{ double }})
+            as cuped_relative_lift_ci_lower,
+        cast(relative_lift + z_critical * relative_lift_standard_error as {{ double }})
+            as cuped_relative_lift_ci_upper,
+
+        ----------  the unadjusted difference on the same cases and indicators (theta = 0)
+        cast(unadjusted_absolute_lift as {{ double }}) as cuped_unadjusted_absolute_lift,
+        cast(unadjusted_absolute_lift_standard_error as {{ double }}) as cuped_unadjusted_standard_error,
+        cast(
+            case
+                when unadjusted_absolute_lift_standard_error > 0
+                    then
+                        1.0e0
+                        - absolute_lift_standard_error * absolute_lift_standard_error
+                        / (unadjusted_absolute_lift_standard_error * unadjusted_absolute_lift_standard_error)
+            end as {{ double }}
+        ) as cuped_variance_reduction
+
+    from adjusted
+
+)
+
+select * from final

@@ -1,0 +1,249 @@
+{{ config(enabled=var('recsys_eval__using_assignments', true)) }}
+{%- set experiment = recsys_eval.experiment_config() -%}
+{%- set margins = experiment.guardrail_margins -%}
+{%- set double = recsys_eval.type_double() %}
+
+with
+
+experiment_requests as (
+
+    select * from {{ ref('int_recsys_eval__experiment_requests') }}
+
+),
+
+variant_stats as (
+
+    select * from {{ ref('int_recsys_eval__experiment_variant_stats') }}
+    where scope = 'global'
+
+),
+
+arms as (
+
+    select * from {{ ref('int_recsys_eval__experiment_arms') }}
+
+),
+
+settings as (
+
+    select {{ recsys_eval.experiment_double_literal(experiment.guardrail_alpha) }} as alpha
+
+),
+
+configured_margins as (
+
+    -- var recsys_eval__experiment_guardrail_margins, one row per tested guardrail (none when empty)
+    {% if margins | length == 0 -%}
+    select
+        cast(null as {{ dbt.type_string() }}) as guardrail,
+        cast(null as {{ double }}) as margin
+
+    from settings
+    where 1 = 0
+    {%- else -%}
+    {%- for entry in margins %}
+    select
+        {{ recsys_eval.string_literal(entry.metric) }} as guardrail,
+        {{ recsys_eval.experiment_double_literal(entry.margin) }} as margin
+    {%- if not loop.last %}
+    union all
+    {%- endif -%}
+    {%- endfor -%}
+    {%- endif %}
+
+),
+
+latency_moments as (
+
+    -- mean and population variance of latency_ms over the variant's cases with a latency
+    select
+        variant,
+        count(*) as latency_exposures,
+        avg(latency_ms) as latency_mean,
+        var_pop(latency_ms) as latency_variance
+
+    from experiment_requests
+    where latency_ms is not null
+    group by variant
+
+),
+
+measures as (
+
+    -- one row per variant and guardrail: the unit mean (a share or the mean latency), its per-case
+    -- population variance and the number of cases behind it (global only, like reference §5.4)
+    select
+        variant_stats.variant,
+        'error_rate' as guardrail,
+        1 as guardrail_position,
+        variant_stats.exposures as cases,
+        {{ recsys_eval.safe_divide('variant_stats.error_exposures', 'variant_stats.exposures') }} as measure_mean,
+        {{ recsys_eval.experiment_tally_variance(
+            'variant_stats.error_exposures', 'variant_stats.error_exposures', 'variant_stats.exposures') }}
+            as measure_variance
+
+    from variant_stats
+
+    union all
+
+    select
+        variant_stats.variant,
+        'empty_rate' as guardrail,
+        2 as guardrail_position,
+        variant_stats.exposures as cases,
+        {{ recsys_eval.safe_divide('variant_stats.empty_exposures', 'variant_stats.exposures') }} as measure_mean,
+        {{ recsys_eval.experiment_tally_variance(
+            'variant_stats.empty_exposures', 'variant_stats.empty_exposures', 'variant_stats.exposures') }}
+            as measure_variance
+
+    from variant_stats
+
+    union all
+
+    select
+        variant_stats.variant,
+        'latency_mean_relative' as guardrail,
+        3 as guardrail_position,
+        coalesce(latency_moments.latency_exposures, 0) as cases,
+        cast(latency_moments.latency_mean as {{ double }}) as measure_mean,
+        cast(latency_moments.latency_variance as {{ double }}) as measure_variance
+
+    from variant_stats
+    left join latency_moments
+        on variant_stats.variant = latency_moments.variant
+
+),
+
+control_measures as (
+
+    select measures.*
+    from measures
+    inner join arms
+        on measures.variant = arms.variant
+    where arms.is_control
+
+),
+
+comparisons as (
+
+    -- every non-control variant against the control, for each configured guardrail. Higher is worse.
+    -- H0: the variant is worse by at least the margin. Shares: p1 - p0 >= margin (absolute margin);
+    -- latency: mu1 >= (1 + margin) mu0 (relative margin). Both read mean1 - scale mean0 - offset >= 0.
+    select
+        measures.variant,
+        control_measures.variant as control_variant,
+        measures.guardrail,
+        measures.guardrail_position,
+        configured_margins.margin,
+        case when measures.guardrail = 'latency_mean_relative' then 'relative' else 'absolute' end as margin_type,
+        measures.cases,
+        control_measures.cases as control_cases,
+        measures.measure_mean,
+        control_measures.measure_mean as control_measure_mean,
+        measures.measure_variance,
+        control_measures.measure_variance as control_measure_variance,
+        case
+            when measures.guardrail = 'latency_mean_relative' then 1.0e0 + configured_margins.margin
+            else 1.0e0
+        end as control_scale,
+        case
+            when measures.guardrail = 'latency_mean_relative' then 0.0e0
+            else configured_margins.margin
+        end as offset_margin
+
+    from measures
+    inner join configured_margins
+        on measures.guardrail = configured_margins.guardrail
+    inner join control_measures
+        on measures.guardrail = control_measures.guardrail
+    where measures.variant != control_measures.variant
+
+),
+
+estimates as (
+
+    -- the distance to the non-inferiority bound and its standard error (independent arms, Welch form)
+    select
+        *,
+        case
+            when margin_type = 'relative' and control_measure_mean != 0
+                then measure_mean / control_measure_mean - 1.0e0
+            when margin_type = 'absolute' then measure_mean - control_measure_mean
+        end as estimate,
+        measure_mean - control_scale * control_measure_mean - offset_margin as bound_distance,
+        {{ recsys_eval.experiment_difference_se(
+            'measure_variance', 'cases', 'control_scale * control_scale * control_measure_variance', 'control_cases') }}
+            as standard_error
+
+    from comparisons
+
+),
+
+z_scores as (
+
+    select
+        *,
+        {{ recsys_eval.experiment_wald_z('bound_distance', 'standard_error') }} as z_score
+
+    from estimates
+
+),
+
+p_values as (
+
+    -- one-sided p = Phi(z) (small when the variant is clearly below the bound); without variance
+    -- (both arms constant) the bound is decided by the sign of the distance: p 0 below it, else 1
+    select
+        *,
+        case
+            when cases = 0 or control_cases = 0 then cast(null as {{ double }})
+            when standard_error = 0 and bound_distance < 0 then 0.0e0
+            when standard_error = 0 then 1.0e0
+            else {{ recsys_eval.normal_cdf('z_score') }}
+        end as p_value,
+        case
+            when cases = 0 or control_cases = 0 then 'empty_arm'
+            when standard_error = 0 then 'zero_variance'
+            else 'ok'
+        end as test_status
+
+    from z_scores
+
+),
+
+final as (
+
+    select
+        ----------  grain
+        p_values.variant,
+        p_values.guardrail,
+        p_values.guardrail_position,
+        p_values.control_variant,
+        coalesce(arms.is_candidate, false) as is_candidate,
+
+        ----------  inputs
+        p_values.margin_type,
+        cast(p_values.margin as {{ double }}) as margin,
+        cast(p_values.cases as {{ dbt.type_bigint() }}) as cases,
+        cast(p_values.control_cases as {{ dbt.type_bigint() }}) as control_cases,
+        cast(p_values.measure_mean as {{ double }}) as variant_value,
+        cast(p_values.control_measure_mean as {{ double }}) as control_value,
+
+        ----------  the one-sided non-inferiority test
+        cast(p_values.estimate as {{ double }}) as estimate,
+        cast(p_values.bound_distance as {{ double }}) as bound_distance,
+        cast(p_values.standard_error as {{ double }}) as standard_error,
+        cast(p_values.z_score as {{ double }}) as z_score,
+        cast(p_values.p_value as {{ double }}) as p_value,
+        settings.alpha,
+        coalesce(p_values.p_value < settings.alpha, false) as is_non_inferior,
+        p_values.test_status
+
+    from p_values
+    cross join settings
+    left join arms
+        on p_values.variant = arms.variant
+
+)
+
+select * from final
