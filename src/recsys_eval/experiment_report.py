@@ -26,6 +26,8 @@ EXPERIMENT_MARTS = (
     "fct_experiment_srm",
     "fct_experiment_guardrails",
     "fct_experiment_cuped",
+    "fct_experiment_cuped_tests",
+    "fct_experiment_guardrail_tests",
     "int_recsys_eval__experiment_arms",
 )
 
@@ -118,6 +120,58 @@ def _significance_entry(row: dict[str, Any]) -> dict[str, Any]:
                     "upper": float(row[upper]),
                     "level": float(row["ci_level"]),
                 }
+    if row.get("user_p_value") is not None:
+        entry["user_level"] = {
+            "users": int(row["user_count"]),
+            "control_users": int(row["control_user_count"]),
+            "p_value": float(row["user_p_value"]),
+            "adjusted_p_value": float(row["user_adjusted_p_value"]),
+            "significant": bool(row["user_is_significant"]),
+            "absolute_lift_ci": {
+                "lower": float(row["user_absolute_lift_ci_lower"]),
+                "upper": float(row["user_absolute_lift_ci_upper"]),
+                "level": float(row["ci_level"]),
+            },
+            "design_effect": float(row["user_design_effect"] or 0.0),
+        }
+    return entry
+
+
+def _cuped_test_entry(row: dict[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "metric": row["metric"],
+        "variant": row["variant"],
+        "absolute_lift": float(row["cuped_absolute_lift"]),
+        "variance_reduction": float(row["cuped_variance_reduction"] or 0.0),
+        "significant": bool(row["cuped_is_significant"]),
+    }
+    if row["scope"] == "segment":
+        entry["segment"] = row["segment_key"]
+    if row.get("cuped_p_value") is not None:
+        entry["p_value"] = float(row["cuped_p_value"])
+        entry["adjusted_p_value"] = float(row["cuped_adjusted_p_value"])
+    if row.get("cuped_absolute_lift_ci_lower") is not None:
+        entry["absolute_lift_ci"] = {
+            "lower": float(row["cuped_absolute_lift_ci_lower"]),
+            "upper": float(row["cuped_absolute_lift_ci_upper"]),
+            "level": float(row["ci_level"]),
+        }
+    return entry
+
+
+def _guardrail_test_entry(row: dict[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "variant": row["variant"],
+        "guardrail": row["guardrail"],
+        "margin_type": row["margin_type"],
+        "margin": float(row["margin"]),
+        "variant_value": float(row["variant_value"]),
+        "control_value": float(row["control_value"]),
+        "non_inferior": bool(row["is_non_inferior"]),
+        "test_status": row["test_status"],
+    }
+    if row.get("p_value") is not None:
+        entry["p_value"] = float(row["p_value"])
     return entry
 
 
@@ -137,6 +191,10 @@ def _srm_entry(rows: list[dict[str, Any]], configured: dict[str, float]) -> dict
         "chi_square": float(first["chi_square"] or 0.0),
         "degrees_of_freedom": int(first["degrees_of_freedom"] or 0),
     }
+    entry["max_share_deviation"] = float(first.get("max_abs_share_deviation") or 0.0)
+    entry["material"] = bool(first.get("is_material_srm"))
+    if first.get("holm_p_value") is not None and first["scope"] == "segment":
+        entry["holm_p_value"] = float(first["holm_p_value"])
     missing = sorted(r["variant"] for r in rows if r["is_expected_arm_missing"])
     unexpected = sorted(r["variant"] for r in rows if r["is_unexpected_variant"])
     if missing:
@@ -240,6 +298,25 @@ def experiment_section(marts: dict[str, list[dict[str, Any]]], exp: dict[str, An
     tests = sorted(marts["fct_experiment_significance"], key=lambda r: r["test_position"])
     if tests:
         section["significance"] = [_significance_entry(r) for r in tests]
+    cuped_tests = sorted(
+        marts.get("fct_experiment_cuped_tests", []),
+        key=lambda r: (
+            r["scope"] != "global",
+            r["segment_key"],
+            r["variant"],
+            r["metric"] != "ctr",
+        ),
+    )
+    if cuped_active and cuped_tests:
+        section["cuped"]["tests"] = [_cuped_test_entry(r) for r in cuped_tests]
+    guardrail_tests = sorted(
+        marts.get("fct_experiment_guardrail_tests", []),
+        key=lambda r: (r["variant"], r["guardrail_position"]),
+    )
+    if guardrail_tests:
+        section["guardrails"]["non_inferiority"] = [
+            _guardrail_test_entry(r) for r in guardrail_tests
+        ]
     if exp.get("srm", {}).get("enabled"):
         section["srm"] = srm_section(marts["fct_experiment_srm"], exp["srm"])
     return section
@@ -330,7 +407,8 @@ def decide(
     policy `playbook` (default; the product docs' decision policy): join rate below 95 % -> hold;
     SRM detected -> hold; candidate guardrail breach -> rollback; a primary metric significantly
     worse -> rollback; every primary metric significantly better with a relative lift of at
-    least its threshold -> ship; otherwise hold. `decision` keeps decision.v1's values
+    least its threshold -> ship, unless a guardrail's non-inferiority test against control
+    fails (-> hold); otherwise hold. `decision` keeps decision.v1's values
     (rollback is written as fail); `verdict` says ship, hold or rollback.
     """
     dec_cfg = exp.get("decision", {})
@@ -413,8 +491,17 @@ def decide(
             verdict = "rollback"
             reasons = [f"primary metric significantly worse: {m}" for m in worse]
         elif primary and len(better) == len(primary):
-            verdict = "ship"
-            reasons = [f"primary metric significantly better: {m}" for m in better]
+            unproven = [
+                t["guardrail"]
+                for t in section.get("guardrails", {}).get("non_inferiority", [])
+                if t["variant"] == candidate and t["test_status"] == "ok" and not t["non_inferior"]
+            ]
+            if unproven:
+                verdict = "hold"
+                reasons = [f"guardrail non-inferiority not shown: {g}" for g in unproven]
+            else:
+                verdict = "ship"
+            reasons += [f"primary metric significantly better: {m}" for m in better]
         else:
             verdict = "hold"
             reasons = ["primary metrics not significantly better beyond the minimum effect"]

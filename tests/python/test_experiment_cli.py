@@ -140,6 +140,17 @@ def test_everything_enabled_reference_policy(tmp_path, method):
         },
     )
     assert list(exp["srm"]["by_segment"]) == ["tenant="]
+    # beyond the reference: CUPED-adjusted tests, guardrail non-inferiority, SRM practical size
+    cuped_ctr = exp["cuped"]["tests"][0]
+    assert (cuped_ctr["metric"], cuped_ctr["variant"]) == ("ctr", "B")
+    assert cuped_ctr["absolute_lift"] == pytest.approx(
+        by_variant["B"]["ctr_adjusted"] - by_variant["A"]["ctr_adjusted"], abs=1e-12
+    )
+    latency = [
+        t for t in exp["guardrails"]["non_inferiority"] if t["guardrail"] == "latency_mean_relative"
+    ]
+    assert latency[0]["variant_value"] == 220 and latency[0]["non_inferior"] is False
+    assert exp["srm"]["global"]["max_share_deviation"] == pytest.approx(1 / 6, abs=1e-12)
     decision = json.loads((tmp_path / "report.json.decision.json").read_text())
     close(
         decision,
@@ -260,6 +271,23 @@ def _section(ctr_test: dict, guard_pass: bool = True, srm_detected: bool = False
         }
     ]
     return section, arms, guard
+
+
+def test_playbook_holds_a_ship_when_a_guardrail_is_not_shown_non_inferior():
+    section, arms, guard = _section({"p_value": 0.001, "significant": True})
+    section["guardrails"] = {
+        "non_inferiority": [
+            {"variant": "B", "guardrail": "error_rate", "test_status": "ok", "non_inferior": True},
+            {"variant": "B", "guardrail": "empty_rate", "test_status": "ok", "non_inferior": False},
+        ]
+    }
+    exp = {"primary_metrics": ["ctr"], "srm": {"enabled": True}, "decision": {}}
+    out = decide(section, arms, guard, exp, {"outcome_join_rate": 1.0})
+    assert out["verdict"] == "hold"
+    assert out["reasons"] == [
+        "guardrail non-inferiority not shown: empty_rate",
+        "primary metric significantly better: ctr",
+    ]
 
 
 @pytest.mark.parametrize(
