@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import jsonschema
 import pytest
 
@@ -38,7 +39,9 @@ experiment:
 """
 
 
-def run(tmp_path: Path, mode: str, config: Path | str) -> tuple[subprocess.CompletedProcess, Path]:
+def run(
+    tmp_path: Path, mode: str, config: Path | str, *extra: str
+) -> tuple[subprocess.CompletedProcess, Path]:
     if isinstance(config, str):
         path = tmp_path / "eval.yaml"
         path.write_text(config)
@@ -58,6 +61,7 @@ def run(tmp_path: Path, mode: str, config: Path | str) -> tuple[subprocess.Compl
             str(config),
             "--output",
             str(out),
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -185,13 +189,21 @@ def test_everything_enabled_reference_policy(tmp_path, method):
 
 
 def test_playbook_decision_rolls_back_on_guardrail_breach(tmp_path):
-    proc, _ = run(tmp_path, "experiment", EVERYTHING % {"method": "fdr_bh", "policy": "playbook"})
+    database = tmp_path / "run.duckdb"
+    config = EVERYTHING % {"method": "fdr_bh", "policy": "playbook"}
+    proc, _ = run(tmp_path, "experiment", config, "--database", str(database))
     assert proc.returncode == 3, proc.stderr
     decision = json.loads((tmp_path / "report.json.decision.json").read_text())
     assert decision["policy"] == "playbook"
     assert decision["verdict"] == "rollback" and decision["decision"] == "fail"
     assert decision["reasons"] == ["guardrail breached: latency_p95_ms"]
     jsonschema.validate(decision, json.loads((REPO / "schemas" / "decision.v2.json").read_text()))
+    # the decision is also a row of the kept run database, next to the marts
+    with duckdb.connect(str(database), read_only=True) as con:
+        rows = con.execute(
+            "select policy, verdict, decision, candidate_variant from experiment_decisions"
+        ).fetchall()
+    assert rows == [("playbook", "rollback", "fail", "B")]
 
 
 def test_aa_check(tmp_path):

@@ -136,11 +136,51 @@ def main(args: argparse.Namespace) -> int:
         write_atomic(folder / f"{report['run_id']}.json", text)
     decision = report.get("experiment", {}).get("decision")
     if decision is not None:
+        if args.database:
+            record_decision(args.database.resolve(), report, decision)
         return write_decision(decision, report, cfg, output)
     failed = [g for g in report.get("gates", []) if not g["passed"]]
     for gate in failed:
         print(f"ERROR: gate failed: {gate['metric']} delta={gate['delta']:.6f}", file=sys.stderr)
     return EXIT_GATE if failed else EXIT_OK
+
+
+def record_decision(database: Path, report: dict[str, Any], decision: dict[str, Any]) -> None:
+    """Append the decision to `experiment_decisions` in the kept run database: one row per run,
+    so analysts can query the decisions next to the marts (the table is the CLI's, not dbt's)."""
+    import json
+
+    from recsys_eval.warehouse import connect
+
+    con = connect(database)
+    try:
+        con.execute(
+            """
+            create table if not exists experiment_decisions (
+                run_id varchar, created_at varchar, experiment_id varchar, policy varchar,
+                verdict varchar, decision varchar, reason varchar, reasons_json varchar,
+                control_variant varchar, candidate_variant varchar, decision_json varchar
+            )
+            """
+        )
+        con.execute(
+            "insert into experiment_decisions values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                report["run_id"],
+                report["created_at"],
+                report["experiment"].get("experiment_id", ""),
+                decision["policy"],
+                decision["verdict"],
+                decision["decision"],
+                decision["reason"],
+                json.dumps(decision["reasons"]),
+                decision["control_variant"],
+                decision["candidate_variant"],
+                dumps(decision),
+            ],
+        )
+    finally:
+        con.close()
 
 
 def write_decision(
