@@ -6,14 +6,32 @@ exposures as (
 
 ),
 
+first_rows as (
+
+    -- per request_id: its first row in file order (load_seq, then line_no, as one bigint key: line
+    -- numbers stay below 2^32) and its row count; an aggregate over the key columns, not a window
+    -- that would carry the wide items and context through its sort
+    select
+        request_id,
+        min(load_seq * 4294967296 + line_no) as first_row_key,
+        count(*) as request_exposure_rows
+
+    from exposures
+    group by request_id
+
+),
+
 ordered as (
 
     select
-        *,
-        row_number() over (partition by request_id order by load_seq, line_no) as request_exposure_seq,
-        count(*) over (partition by request_id) as request_exposure_rows
+        exposures.*,
+        first_rows.request_exposure_rows
 
     from exposures
+    inner join first_rows
+        on
+            exposures.request_id = first_rows.request_id
+            and exposures.load_seq * 4294967296 + exposures.line_no = first_rows.first_row_key
 
 ),
 
@@ -39,7 +57,6 @@ first_seen as (
         line_no
 
     from ordered
-    where request_exposure_seq = 1
 
 )
 

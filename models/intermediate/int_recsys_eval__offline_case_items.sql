@@ -37,7 +37,9 @@ case_items as (
 
     from requests
     inner join items
-        on requests.exposure_row_id = items.exposure_row_id
+        on
+            requests.load_seq = items.load_seq
+            and requests.line_no = items.line_no
     left join relevance
         on
             requests.request_id = relevance.request_id
@@ -67,13 +69,18 @@ ranked as (
     select
         *,
         -- the 1-based position the ranking metrics use (item_position in the reference dialect)
+        {% if dialect == 'trec' -%}
         case
             when is_ranked
                 then row_number() over (
                     partition by request_id, is_ranked
                     order by item_position
                 )
-        end as rank_position
+        end
+        {%- else -%}
+        -- every entry is ranked: the position is item_position, no window needed
+        item_position
+        {%- endif %} as rank_position
 
     from ranked_entries
 

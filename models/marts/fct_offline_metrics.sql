@@ -1,4 +1,15 @@
 {%- set specs = recsys_eval.offline_metric_specs() %}
+{%- set dataset_ks = specs | selectattr('kind', 'equalto', 'dataset') | map(attribute='k') | unique | list %}
+{#- the Lk occurrences of the spec's k (without dataset specs no join row ever reaches it) -#}
+{%- set occurrence_cases = [] -%}
+{%- for k in dataset_ks -%}
+{%- do occurrence_cases.append('when ' ~ k ~ ' then scoped_item_counts.top_' ~ k ~ '_occurrences') -%}
+{%- endfor -%}
+{%- if dataset_ks | length == 0 -%}
+{%- set offline_top_k_occurrences = 'cast(0 as ' ~ dbt.type_bigint() ~ ')' -%}
+{%- else -%}
+{%- set offline_top_k_occurrences = 'case metric_specs.k ' ~ (occurrence_cases | join(' ')) ~ ' end' -%}
+{%- endif %}
 
 with
 
@@ -96,54 +107,104 @@ scope_cases as (
 
 ----------  per-case families: the arithmetic mean over the scope's cases
 
+segment_case_sums as (
+
+    -- request_metrics carries the case's segment: no join; the global sums add up the segments
+    select
+        segment_key,
+        metric_position,
+        sum(metric_value) as metric_value_sum
+
+    from request_metrics
+    group by
+        segment_key,
+        metric_position
+
+),
+
 per_case_sums as (
 
     select
-        scoped_cases.scope,
-        scoped_cases.segment_key,
-        request_metrics.metric_position,
-        sum(request_metrics.metric_value) as metric_value_sum
+        'segment' as scope,
+        segment_key,
+        metric_position,
+        metric_value_sum
+    from segment_case_sums
 
-    from request_metrics
-    inner join scoped_cases
-        on request_metrics.request_id = scoped_cases.request_id
-    group by
-        scoped_cases.scope,
-        scoped_cases.segment_key,
-        request_metrics.metric_position
+    union all
+
+    select
+        'global' as scope,
+        '__global__' as segment_key,
+        metric_position,
+        sum(metric_value_sum) as metric_value_sum
+    from segment_case_sums
+    group by metric_position
 
 ),
 
 ----------  dataset families (reference §4.5): empty item ids are ignored throughout
 
-scoped_items as (
+segment_item_counts as (
 
-    -- every occurrence in a full list L of the scope's cases
+    -- one pass over the case items: per segment and item, its occurrences in the full lists and in
+    -- the first k positions of each configured dataset k (one column per k: templated, so the layout
+    -- rule cannot see the loop's commas)
+    -- noqa: disable=LT02
     select
-        scoped_cases.scope,
-        scoped_cases.segment_key,
-        case_items.request_id,
-        case_items.item_position,
-        case_items.item_id
+        segment_key,
+        item_id,
+        count(*) as popularity
+        {%- for k in dataset_ks %},
+        sum(case when item_position <= {{ k }} then 1 else 0 end) as top_{{ k }}_occurrences
+        {%- endfor %}
 
     from case_items
-    inner join scoped_cases
-        on case_items.request_id = scoped_cases.request_id
-    where case_items.item_id != ''
+    where item_id != ''
+    group by
+        segment_key,
+        item_id
 
 ),
 
-scoped_relevant_items as (
+scoped_item_counts as (
+
+    select
+        'segment' as scope,
+        segment_key,
+        item_id,
+        popularity
+        {%- for k in dataset_ks %},
+        top_{{ k }}_occurrences
+        {%- endfor %}
+    from segment_item_counts
+
+    union all
+
+    select
+        'global' as scope,
+        '__global__' as segment_key,
+        item_id,
+        sum(popularity) as popularity
+        {%- for k in dataset_ks %},
+        sum(top_{{ k }}_occurrences) as top_{{ k }}_occurrences
+        {%- endfor %}
+    from segment_item_counts
+    group by item_id
+    -- noqa: enable=LT02
+
+),
+
+segment_relevant_items as (
 
     select distinct
-        scoped_cases.scope,
-        scoped_cases.segment_key,
+        cases.segment_key,
         relevance.item_id
 
     from relevance
-    inner join scoped_cases
-        on relevance.request_id = scoped_cases.request_id
-    where relevance.is_relevant
+    inner join cases
+        on relevance.request_id = cases.request_id
+    where relevance.is_relevant and relevance.item_id != ''
 
 ),
 
@@ -160,36 +221,27 @@ item_universe as (
             scope,
             segment_key,
             item_id
-        from scoped_items
+        from scoped_item_counts
 
         union all
 
         select
-            scope,
+            'segment' as scope,
             segment_key,
             item_id
-        from scoped_relevant_items
+        from segment_relevant_items
+
+        union all
+
+        select
+            'global' as scope,
+            '__global__' as segment_key,
+            item_id
+        from segment_relevant_items
     ) as listed_or_relevant
     group by
         scope,
         segment_key
-
-),
-
-item_popularity as (
-
-    -- novelty: pop(i) over the full lists
-    select
-        scope,
-        segment_key,
-        item_id,
-        count(*) as popularity
-
-    from scoped_items
-    group by
-        scope,
-        segment_key,
-        item_id
 
 ),
 
@@ -200,73 +252,46 @@ popularity_totals as (
         segment_key,
         sum(popularity) as total_popularity
 
-    from item_popularity
+    from scoped_item_counts
     group by
         scope,
         segment_key
 
 ),
 
-top_k_items as (
-
-    -- every occurrence in some Lk, per dataset-level spec
-    select
-        scoped_items.scope,
-        scoped_items.segment_key,
-        metric_specs.metric_position,
-        scoped_items.item_id,
-        {{ recsys_eval.metric_novelty_term('item_popularity.popularity', 'popularity_totals.total_popularity') }}
-            as novelty_term
-
-    from scoped_items
-    inner join metric_specs
-        on
-            metric_specs.metric_kind = 'dataset'
-            and scoped_items.item_position <= metric_specs.k
-    inner join item_popularity
-        on
-            scoped_items.scope = item_popularity.scope
-            and scoped_items.segment_key = item_popularity.segment_key
-            and scoped_items.item_id = item_popularity.item_id
-    inner join popularity_totals
-        on
-            scoped_items.scope = popularity_totals.scope
-            and scoped_items.segment_key = popularity_totals.segment_key
-
-),
-
 top_k_item_counts as (
 
+    -- per scope, dataset spec and item: its occurrences in the Lk lists (items with none dropped)
     select
-        scope,
-        segment_key,
-        metric_position,
-        item_id,
-        count(*) as item_occurrences
+        scoped_item_counts.scope,
+        scoped_item_counts.segment_key,
+        metric_specs.metric_position,
+        scoped_item_counts.item_id,
+        scoped_item_counts.popularity,
+        {{ offline_top_k_occurrences }} as item_occurrences
 
-    from top_k_items
-    group by
-        scope,
-        segment_key,
-        metric_position,
-        item_id
+    from scoped_item_counts
+    inner join metric_specs
+        on metric_specs.metric_kind = 'dataset'
+    where
+        {{ offline_top_k_occurrences }} > 0
 
 ),
 
 top_k_totals as (
 
     select
-        top_k_item_counts.scope,
-        top_k_item_counts.segment_key,
-        top_k_item_counts.metric_position,
+        scope,
+        segment_key,
+        metric_position,
         count(*) as covered_items,
-        sum(top_k_item_counts.item_occurrences) as occurrences
+        sum(item_occurrences) as occurrences
 
     from top_k_item_counts
     group by
-        top_k_item_counts.scope,
-        top_k_item_counts.segment_key,
-        top_k_item_counts.metric_position
+        scope,
+        segment_key,
+        metric_position
 
 ),
 
@@ -279,7 +304,13 @@ top_k_entropy as (
         sum(
             {{ recsys_eval.metric_entropy_term(
                 'top_k_item_counts.item_occurrences', 'top_k_totals.occurrences') }}
-        ) as entropy
+        ) as entropy,
+        -- novelty: the mean over Lk occurrences of -log2(pop / T), summed per item
+        sum(
+            top_k_item_counts.item_occurrences
+            * {{ recsys_eval.metric_novelty_term(
+                'top_k_item_counts.popularity', 'popularity_totals.total_popularity') }}
+        ) as novelty_sum
 
     from top_k_item_counts
     inner join top_k_totals
@@ -287,6 +318,10 @@ top_k_entropy as (
             top_k_item_counts.scope = top_k_totals.scope
             and top_k_item_counts.segment_key = top_k_totals.segment_key
             and top_k_item_counts.metric_position = top_k_totals.metric_position
+    inner join popularity_totals
+        on
+            top_k_item_counts.scope = popularity_totals.scope
+            and top_k_item_counts.segment_key = popularity_totals.segment_key
     group by
         top_k_item_counts.scope,
         top_k_item_counts.segment_key,
@@ -300,13 +335,9 @@ top_k_novelty as (
         scope,
         segment_key,
         metric_position,
-        sum(novelty_term) as novelty_sum
+        novelty_sum
 
-    from top_k_items
-    group by
-        scope,
-        segment_key,
-        metric_position
+    from top_k_entropy
 
 ),
 

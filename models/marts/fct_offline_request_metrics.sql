@@ -36,6 +36,7 @@ case_specs as (
         cases.segment_key,
         cases.list_length,
         cases.relevant_count,
+        cases.ranked_length,
         metric_specs.metric_position,
         metric_specs.metric_name,
         metric_specs.metric_family,
@@ -67,29 +68,37 @@ ideal_dcg as (
 
 ),
 
+relevant_entries as (
+
+    -- only relevant ranked entries add to hits, AP, DCG (gain is 0 otherwise) and the first hit
+    select
+        request_id,
+        rank_position,
+        cumulative_hits,
+        gain
+
+    from case_items
+    where is_relevant and rank_position is not null
+
+),
+
 top_k as (
 
-    -- the case's Lk (its first k ranked entries); cases without a ranked entry get no row here
+    -- the relevant entries of the case's Lk (its first k ranked entries)
     select
         case_specs.request_id,
         case_specs.metric_position,
-        count(*) as list_length_at_k,
-        sum(case when case_items.is_relevant then 1 else 0 end) as hits,
-        sum(
-            case
-                when case_items.is_relevant
-                    then {{ recsys_eval.metric_ap_term('case_items.cumulative_hits', 'case_items.rank_position') }}
-                else 0
-            end
-        ) as precision_sum,
-        sum(case_items.gain * {{ recsys_eval.metric_discount('case_items.rank_position') }}) as dcg,
-        min(case when case_items.is_relevant then case_items.rank_position end) as first_relevant_position
+        count(*) as hits,
+        sum({{ recsys_eval.metric_ap_term('relevant_entries.cumulative_hits', 'relevant_entries.rank_position') }})
+            as precision_sum,
+        sum(relevant_entries.gain * {{ recsys_eval.metric_discount('relevant_entries.rank_position') }}) as dcg,
+        min(relevant_entries.rank_position) as first_relevant_position
 
     from case_specs
-    inner join case_items
+    inner join relevant_entries
         on
-            case_specs.request_id = case_items.request_id
-            and case_specs.k >= case_items.rank_position
+            case_specs.request_id = relevant_entries.request_id
+            and case_specs.k >= relevant_entries.rank_position
     group by
         case_specs.request_id,
         case_specs.metric_position
@@ -107,7 +116,9 @@ inputs as (
         case_specs.k,
         case_specs.list_length,
         case_specs.relevant_count,
-        coalesce(top_k.list_length_at_k, 0) as list_length_at_k,
+        -- |Lk| = min(k, ranked entries)
+        case when case_specs.ranked_length < case_specs.k then case_specs.ranked_length else case_specs.k end
+            as list_length_at_k,
         coalesce(top_k.hits, 0) as hits,
         coalesce(top_k.precision_sum, 0) as precision_sum,
         coalesce(top_k.dcg, 0) as dcg,
