@@ -29,11 +29,11 @@ case_items as (
         items.item_position,
         items.item_id,
         coalesce(relevance.gain, 0) as gain,
-        coalesce(relevance.is_relevant, false) as is_relevant,
+        coalesce(relevance.is_relevant, false) as is_relevant{% if dialect == 'trec' %},
         row_number() over (
             partition by requests.request_id, items.item_id
             order by items.item_position
-        ) as item_occurrence
+        ) as item_occurrence{% endif %}
 
     from requests
     inner join items
@@ -95,16 +95,7 @@ final as (
         item_id,
         gain,
         is_relevant,
-        rank_position,
-        -- relevant ranked entries among the first rank_position; null for entries not ranked
-        case
-            when is_ranked
-                then sum(case when is_relevant then 1 else 0 end) over (
-                    partition by request_id, is_ranked
-                    order by item_position
-                    rows between unbounded preceding and current row
-                )
-        end as cumulative_hits
+        rank_position
 
     from ranked
 

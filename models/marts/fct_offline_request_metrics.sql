@@ -70,12 +70,13 @@ ideal_dcg as (
 
 relevant_entries as (
 
-    -- only relevant ranked entries add to hits, AP, DCG (gain is 0 otherwise) and the first hit
+    -- only relevant ranked entries add to hits, AP, DCG (gain is 0 otherwise) and the first hit;
+    -- cumulative_hits = relevant ranked entries up to this one (a window over ~3 % of the entries)
     select
         request_id,
         rank_position,
-        cumulative_hits,
-        gain
+        gain,
+        row_number() over (partition by request_id order by rank_position) as cumulative_hits
 
     from case_items
     where is_relevant and rank_position is not null
