@@ -25,14 +25,32 @@ in_experiment as (
 
 ),
 
+last_rows as (
+
+    -- per request_id: its last row in file order (load_seq, then line_no, as one bigint key: line
+    -- numbers stay below 2^32) and its row count; an aggregate over the key columns, not a window
+    -- that would carry the context through its sort
+    select
+        request_id,
+        max(load_seq * 4294967296 + line_no) as last_row_key,
+        count(*) as request_assignment_rows
+
+    from in_experiment
+    group by request_id
+
+),
+
 ordered as (
 
     select
-        *,
-        row_number() over (partition by request_id order by load_seq desc, line_no desc) as request_assignment_seq_desc,
-        count(*) over (partition by request_id) as request_assignment_rows
+        in_experiment.*,
+        last_rows.request_assignment_rows
 
     from in_experiment
+    inner join last_rows
+        on
+            in_experiment.request_id = last_rows.request_id
+            and in_experiment.load_seq * 4294967296 + in_experiment.line_no = last_rows.last_row_key
 
 ),
 
@@ -53,7 +71,6 @@ latest as (
         line_no
 
     from ordered
-    where request_assignment_seq_desc = 1
 
 )
 

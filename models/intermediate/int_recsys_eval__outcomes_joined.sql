@@ -18,13 +18,26 @@ items as (
 
 ),
 
+outcome_exposures as (
+
+    -- only the kept exposures of requests with an outcome can have a shown outcome item
+    select distinct requests.exposure_row_id
+
+    from requests
+    inner join outcomes
+        on requests.request_id = outcomes.request_id
+
+),
+
 shown_items as (
 
     select distinct
-        exposure_row_id,
-        item_id
+        items.exposure_row_id,
+        items.item_id
 
     from items
+    inner join outcome_exposures
+        on items.exposure_row_id = outcome_exposures.exposure_row_id
 
 ),
 
