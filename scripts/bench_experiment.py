@@ -63,7 +63,6 @@ import math
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -72,6 +71,17 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from bench_common import (
+    GB,
+    BenchError,
+    HandRun,
+    Measured,
+    fmt_gb,
+    run_measured,
+    session_settings,
+    tail,
+    write_profile,
+)
 
 PROJECT = Path(__file__).resolve().parents[1]
 HAND_CHILD = "--run-hand-query-child"  # internal: how the parent starts the hand-written query
@@ -91,12 +101,7 @@ LIFT = 0.05
 DQ_SELECT = ("+fct_data_quality", "+fct_data_quality_checks")
 TARGET_RATIO = 2.0
 _DBT_MAIN = "import sys; from dbt.cli.main import cli; sys.exit(cli())"
-GB = 1 << 30
 EXIT_LIMIT = 3
-
-
-class BenchError(Exception):
-    pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,15 +322,6 @@ class DataStats:
     db_bytes: int = 0
 
 
-def session_settings(
-    con: duckdb.DuckDBPyConnection, threads: int, memory_limit: str | None
-) -> None:
-    con.execute("set enable_progress_bar = false")
-    con.execute(f"set threads = {int(threads)}")
-    if memory_limit:
-        con.execute(f"set memory_limit = '{memory_limit}'")
-
-
 def ledger_row(con: duckdb.DuckDBPyConnection, seq: int, table: str, schema: str, tag: str) -> None:
     con.execute(
         LEDGER_SQL.format(table=table),
@@ -418,55 +414,6 @@ def add_assignments(
 
 # ---------------------------------------------------------------------------------------------
 # Child processes (run_measured, tail and write_profile as in scripts/bench_offline.py)
-
-
-@dataclass
-class Measured:
-    seconds: float  # wall
-    cpu_seconds: float  # user + system, the child and its waited-for descendants
-    peak_rss_bytes: int
-    returncode: int
-
-
-def run_measured(cmd: list[str], env: dict[str, str], log: Path) -> Measured:
-    """Run `cmd` with stdout and stderr to `log`; its wall time, CPU time and peak RSS."""
-    with log.open("wb") as out:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        seconds = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    cpu = usage.ru_utime + usage.ru_stime
-    return Measured(seconds, cpu, usage.ru_maxrss * 1024, proc.returncode)
-
-
-def tail(path: Path, chars: int = 3000) -> str:
-    text = path.read_text(errors="replace") if path.exists() else ""
-    return text[-chars:]
-
-
-def write_profile(workdir: Path, project: Path, threads: int, memory_limit: str | None) -> Path:
-    """The project's DuckDB output with the benchmark's DuckDB settings, in its own folder."""
-    import yaml
-
-    profiles = yaml.safe_load((project / "profiles.yml").read_text())
-    name = next(iter(profiles))
-    output = dict(profiles[name]["outputs"]["duckdb"])
-    settings = dict(output.get("settings") or {})
-    settings["threads"] = int(threads)
-    if memory_limit:
-        settings["memory_limit"] = memory_limit
-    output["settings"] = settings
-    folder = workdir / "profiles"
-    folder.mkdir(exist_ok=True)
-    text = yaml.safe_dump({name: {"target": "duckdb", "outputs": {"duckdb": output}}})
-    (folder / "profiles.yml").write_text(text)
-    return folder
 
 
 def experiment_config(arms: int) -> dict[str, Any]:
@@ -745,13 +692,6 @@ def hand_child_main(argv: list[str]) -> int:
     return 0
 
 
-@dataclass
-class HandRun:
-    measured: Measured
-    query_seconds: float
-    rows: list[dict[str, Any]]
-
-
 def run_hand(db: Path, run_dir: Path, threads: int, memory_limit: str | None) -> HandRun:
     sql_file = run_dir / "hand.sql"
     sql_file.write_text(hand_sql())
@@ -970,10 +910,6 @@ class CaseResult:
     @property
     def ratio(self) -> float:
         return self.dbt.measured.seconds / max(self.hand.measured.seconds, 1e-9)
-
-
-def fmt_gb(n_bytes: int) -> str:
-    return f"{n_bytes / GB:.2f} GB"
 
 
 def print_case(res: CaseResult, args: argparse.Namespace) -> None:

@@ -47,7 +47,6 @@ import math
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,6 +55,17 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from bench_common import (
+    GB,
+    BenchError,
+    HandRun,
+    Measured,
+    fmt_gb,
+    run_measured,
+    session_settings,
+    tail,
+    write_profile,
+)
 
 PROJECT = Path(__file__).resolve().parents[1]
 HAND_CHILD = "--run-hand-query-child"  # internal: how the parent starts the hand-written query
@@ -76,7 +86,6 @@ TARGET_RATIO = 2.0
 TARGET_RSS_GB = 8.0
 KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # the CLI's rule for keys that reach SQL
 _DBT_MAIN = "import sys; from dbt.cli.main import cli; sys.exit(cli())"
-GB = 1 << 30
 EXIT_LIMIT = 3
 
 
@@ -239,15 +248,6 @@ class DataStats:
     db_bytes: int
 
 
-def session_settings(
-    con: duckdb.DuckDBPyConnection, threads: int, memory_limit: str | None
-) -> None:
-    con.execute("set enable_progress_bar = false")
-    con.execute(f"set threads = {int(threads)}")
-    if memory_limit:
-        con.execute(f"set memory_limit = '{memory_limit}'")
-
-
 def generate(db: Path, args: argparse.Namespace, n: int) -> DataStats:
     """Create `db` with the raw tables (the loader's DDL) and fill them deterministically."""
     from recsys_eval.loader import ensure_raw_schema  # the parent only: keeps the child small
@@ -316,55 +316,6 @@ def generate(db: Path, args: argparse.Namespace, n: int) -> DataStats:
 
 # ---------------------------------------------------------------------------------------------
 # Child processes
-
-
-@dataclass
-class Measured:
-    seconds: float  # wall
-    cpu_seconds: float  # user + system, the child and its waited-for descendants
-    peak_rss_bytes: int
-    returncode: int
-
-
-def run_measured(cmd: list[str], env: dict[str, str], log: Path) -> Measured:
-    """Run `cmd` with stdout and stderr to `log`; its wall time, CPU time and peak RSS."""
-    with log.open("wb") as out:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        seconds = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    cpu = usage.ru_utime + usage.ru_stime
-    return Measured(seconds, cpu, usage.ru_maxrss * 1024, proc.returncode)
-
-
-def tail(path: Path, chars: int = 3000) -> str:
-    text = path.read_text(errors="replace") if path.exists() else ""
-    return text[-chars:]
-
-
-def write_profile(workdir: Path, project: Path, threads: int, memory_limit: str | None) -> Path:
-    """The project's DuckDB output with the benchmark's DuckDB settings, in its own folder."""
-    import yaml
-
-    profiles = yaml.safe_load((project / "profiles.yml").read_text())
-    name = next(iter(profiles))
-    output = dict(profiles[name]["outputs"]["duckdb"])
-    settings = dict(output.get("settings") or {})
-    settings["threads"] = int(threads)
-    if memory_limit:
-        settings["memory_limit"] = memory_limit
-    output["settings"] = settings
-    folder = workdir / "profiles"
-    folder.mkdir(exist_ok=True)
-    text = yaml.safe_dump({name: {"target": "duckdb", "outputs": {"duckdb": output}}})
-    (folder / "profiles.yml").write_text(text)
-    return folder
 
 
 def offline_dbt_vars(k: int, slice_keys: list[str]) -> dict[str, Any]:
@@ -437,10 +388,6 @@ def run_dbt(
         key=lambda m: -m[1],
     )
     return DbtRun(measured, float(results.get("elapsed_time", 0.0)), models)
-
-
-class BenchError(Exception):
-    pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -663,13 +610,6 @@ def hand_child_main(argv: list[str]) -> int:
     return 0
 
 
-@dataclass
-class HandRun:
-    measured: Measured
-    query_seconds: float
-    rows: list[dict[str, Any]]
-
-
 def run_hand(db: Path, run_dir: Path, sql: str, threads: int, memory_limit: str | None) -> HandRun:
     sql_file = run_dir / "hand.sql"
     sql_file.write_text(sql)
@@ -764,10 +704,6 @@ class SizeResult:
     @property
     def peak_rss_bytes(self) -> int:
         return max(self.dbt.measured.peak_rss_bytes, self.hand.measured.peak_rss_bytes)
-
-
-def fmt_gb(n_bytes: int) -> str:
-    return f"{n_bytes / GB:.2f} GB"
 
 
 def passes(res: SizeResult) -> tuple[bool, bool]:

@@ -1,0 +1,88 @@
+"""Helpers shared by the benchmarks in scripts/: child processes timed with their CPU time and
+peak RSS, a DuckDB profile for the benchmark's own database, and formatting."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+GB = 1 << 30
+
+
+class BenchError(Exception):
+    pass
+
+
+@dataclass
+class Measured:
+    seconds: float  # wall
+    cpu_seconds: float  # user + system, the child and its waited-for descendants
+    peak_rss_bytes: int
+    returncode: int
+
+
+@dataclass
+class HandRun:
+    measured: Measured
+    query_seconds: float
+    rows: list[dict[str, Any]]
+
+
+def session_settings(
+    con: duckdb.DuckDBPyConnection, threads: int, memory_limit: str | None
+) -> None:
+    con.execute("set enable_progress_bar = false")
+    con.execute(f"set threads = {int(threads)}")
+    if memory_limit:
+        con.execute(f"set memory_limit = '{memory_limit}'")
+
+
+def run_measured(cmd: list[str], env: dict[str, str], log: Path) -> Measured:
+    """Run `cmd` with stdout and stderr to `log`; its wall time, CPU time and peak RSS."""
+    with log.open("wb") as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        seconds = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measured(seconds, cpu, usage.ru_maxrss * 1024, proc.returncode)
+
+
+def tail(path: Path, chars: int = 3000) -> str:
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return text[-chars:]
+
+
+def write_profile(workdir: Path, project: Path, threads: int, memory_limit: str | None) -> Path:
+    """The project's DuckDB output with the benchmark's DuckDB settings, in its own folder."""
+    import yaml
+
+    profiles = yaml.safe_load((project / "profiles.yml").read_text())
+    name = next(iter(profiles))
+    output = dict(profiles[name]["outputs"]["duckdb"])
+    settings = dict(output.get("settings") or {})
+    settings["threads"] = int(threads)
+    if memory_limit:
+        settings["memory_limit"] = memory_limit
+    output["settings"] = settings
+    folder = workdir / "profiles"
+    folder.mkdir(exist_ok=True)
+    text = yaml.safe_dump({name: {"target": "duckdb", "outputs": {"duckdb": output}}})
+    (folder / "profiles.yml").write_text(text)
+    return folder
+
+
+def fmt_gb(n_bytes: int) -> str:
+    return f"{n_bytes / GB:.2f} GB"
