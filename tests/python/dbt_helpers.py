@@ -11,6 +11,33 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_BIN = Path(sys.executable).with_name("dbt")
 
+# The raw tables as `recsys-eval load` writes them, for tests that insert generated rows directly.
+RAW_DDL = """
+create schema raw;
+create table raw.exposures (
+    load_id varchar, load_seq bigint, source_file varchar, line_no bigint,
+    request_id varchar, user_id varchar, ts timestamp,
+    items struct(item_id varchar, rank bigint, propensity double, logging_propensity double,
+                 target_propensity double)[],
+    context map(varchar, varchar), latency_ms double, error boolean
+);
+create table raw.outcomes (
+    load_id varchar, load_seq bigint, source_file varchar, line_no bigint,
+    request_id varchar, user_id varchar, item_id varchar, event_type varchar, value double,
+    ts timestamp
+);
+create table raw.assignments (
+    load_id varchar, load_seq bigint, source_file varchar, line_no bigint,
+    experiment_id varchar, variant varchar, request_id varchar, user_id varchar, ts timestamp,
+    context map(varchar, varchar)
+);
+create table raw.ranker_a (
+    load_id varchar, load_seq bigint, source_file varchar, line_no bigint,
+    request_id varchar, user_id varchar, ts timestamp, items varchar[], context map(varchar, varchar)
+);
+create table raw.ranker_b as select * from raw.ranker_a;
+"""
+
 
 def run_dbt(
     tmp_path: Path,

@@ -13,37 +13,11 @@ from pathlib import Path
 import duckdb
 import pytest
 from conftest import REFERENCE
-from dbt_helpers import run_dbt
+from dbt_helpers import RAW_DDL, run_dbt
 
 GOLDEN_DIR = REFERENCE / "golden"  # ../shared/reference beside the repository (conftest)
 
 TOLERANCE = 1e-12  # the reference itself is not bit-stable (reference §2.2)
-
-RAW_DDL = """
-create schema raw;
-create table raw.exposures (
-    load_id varchar, load_seq bigint, source_file varchar, line_no bigint,
-    request_id varchar, user_id varchar, ts timestamp,
-    items struct(item_id varchar, rank bigint, propensity double, logging_propensity double,
-                 target_propensity double)[],
-    context map(varchar, varchar), latency_ms double, error boolean
-);
-create table raw.outcomes (
-    load_id varchar, load_seq bigint, source_file varchar, line_no bigint,
-    request_id varchar, user_id varchar, item_id varchar, event_type varchar, value double,
-    ts timestamp
-);
-create table raw.assignments (
-    load_id varchar, load_seq bigint, source_file varchar, line_no bigint,
-    experiment_id varchar, variant varchar, request_id varchar, user_id varchar, ts timestamp,
-    context map(varchar, varchar)
-);
-create table raw.ranker_a (
-    load_id varchar, load_seq bigint, source_file varchar, line_no bigint,
-    request_id varchar, user_id varchar, ts timestamp, items varchar[], context map(varchar, varchar)
-);
-create table raw.ranker_b as select * from raw.ranker_a;
-"""
 
 
 def dbt_build(

@@ -25,7 +25,7 @@ from unittest import mock
 import duckdb
 import pytest
 from conftest import REFERENCE
-from dbt_helpers import run_dbt
+from dbt_helpers import RAW_DDL, run_dbt
 from scipy import stats
 
 TOLERANCE = 1e-12  # the reference itself is not bit-stable (reference §2.2)
@@ -195,26 +195,6 @@ def test_golden_cuped_is_off_by_default(golden_build):
 
 # -- 2. planted effect ----------------------------------------------------------------------------
 
-RAW_DDL = """
-create schema raw;
-create table raw.exposures (
-    load_id varchar, load_seq bigint, source_file varchar, line_no bigint,
-    request_id varchar, user_id varchar, ts timestamp,
-    items struct(item_id varchar, rank bigint, propensity double, logging_propensity double,
-                 target_propensity double)[],
-    context map(varchar, varchar), latency_ms double, error boolean
-);
-create table raw.outcomes (
-    load_id varchar, load_seq bigint, source_file varchar, line_no bigint,
-    request_id varchar, user_id varchar, item_id varchar, event_type varchar, value double,
-    ts timestamp
-);
-create table raw.assignments (
-    load_id varchar, load_seq bigint, source_file varchar, line_no bigint,
-    experiment_id varchar, variant varchar, request_id varchar, user_id varchar, ts timestamp,
-    context map(varchar, varchar)
-);
-"""
 
 ITEMS_JSON_STRUCTURE = (
     '[{"item_id": "VARCHAR", "rank": "BIGINT", "propensity": "DOUBLE", '

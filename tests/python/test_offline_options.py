@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 import subprocess
 import sys
@@ -182,3 +183,21 @@ def test_cli_rejects_bad_offline_options(tmp_path, snippet, message):
     assert proc.returncode == 1
     assert message in proc.stderr
     assert not (tmp_path / "report.json").exists()
+
+
+def test_singular_bootstrap_test_constants_come_from_the_python_implementation():
+    """tests/dbt/assert_offline_bootstrap_matches_python.sql hard-codes what the independent
+    hashlib implementation gives on the tiny seeds; this keeps the two in step."""
+    sql = (REPO_ROOT / "tests" / "dbt" / "assert_offline_bootstrap_matches_python.sql").read_text()
+    hard_coded = {
+        request_id: int(total)
+        for request_id, total in re.findall(r"select '(r\d)'(?: as request_id)?, (\d+)", sql)
+    }
+    assert hard_coded == {
+        request_id: sum(bootstrap_reference.weight(42, request_id, r) for r in range(1, 201))
+        for request_id in ("r1", "r2", "r3")
+    }
+    # tiny precision@10: r1 1/3, r2 1/3, r3 0 (reference §11.6 a)
+    lower, upper, used = bootstrap_reference.interval({"r1": 1 / 3, "r2": 1 / 3, "r3": 0.0})
+    assert (lower, upper, used) == (0.0, 1 / 3, 189)
+    assert "intervals.replicates != 189" in sql
