@@ -30,6 +30,7 @@ from recsys_eval.experiment_report import (
     experiment_warnings,
 )
 from recsys_eval.metadata import dataset_fingerprint, effective_config
+from recsys_eval.modes import ModeContext, ModeOutput, plugin_for
 from recsys_eval.offline_report import (
     compare_baseline,
     evaluate_gates,
@@ -60,7 +61,8 @@ SOURCE_TABLES = {
     "ranker_a": ("ranklist.v1", "ranker_a"),
     "ranker_b": ("ranklist.v1", "ranker_b"),
 }
-# Modes whose own section is computed by this version. The others stop before any work.
+# Modes wired into this module; the others come as plug-ins (recsys_eval.modes) or stop before
+# any work when their plug-in is not in this version.
 BUILT_MODES = ("offline", "experiment", "aa-check")
 MIN_JOIN_RATE = 0.95  # the product docs' advice; the dbt tests warn at the same level
 
@@ -96,13 +98,9 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"unknown output format {args.output_format!r} (json, md, markdown, html)"
         )
-    if fmt != "json":
-        raise RecsysEvalError(
-            f"--output-format {fmt}: Markdown and HTML reports are not built in this version; "
-            "use json"
-        )
+    render = _renderer(fmt)
     cfg = load_run_config(args.dataset, args.config, args.mode, args.experiment_id)
-    if cfg.mode not in BUILT_MODES:
+    if cfg.mode not in BUILT_MODES and plugin_for(cfg.mode) is None:
         raise RecsysEvalError(
             f"mode {cfg.mode!r} is not built in this version; available now: "
             f"{', '.join(BUILT_MODES)}. "
@@ -128,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
     report = assemble_report(cfg, created, marts, loads, baseline)
     validate_against(report, "report.v1")
     text = dumps(report)
-    write_atomic(output, text)
+    write_atomic(output, text if render is None else render(report, fmt))
     history = cfg.eval["offline"].get("history_dir")
     if cfg.mode == "offline" and history:
         folder = Path(history)
@@ -143,6 +141,23 @@ def main(args: argparse.Namespace) -> int:
     for gate in failed:
         print(f"ERROR: gate failed: {gate['metric']} delta={gate['delta']:.6f}", file=sys.stderr)
     return EXIT_GATE if failed else EXIT_OK
+
+
+def _renderer(fmt: str) -> Any:
+    """The Markdown / HTML renderer for `fmt`, None for JSON; fails before any work when the
+    renderer is not in this version."""
+    if fmt == "json":
+        return None
+    try:
+        from recsys_eval.render import render_report
+    except ModuleNotFoundError as exc:
+        if exc.name and "recsys_eval.render".startswith(exc.name):
+            raise RecsysEvalError(
+                f"--output-format {fmt}: Markdown and HTML reports are not built in this "
+                "version; use json"
+            ) from None
+        raise
+    return render_report
 
 
 def record_decision(database: Path, report: dict[str, Any], decision: dict[str, Any]) -> None:
@@ -287,7 +302,12 @@ def build_marts(cfg: RunConfig, database: Path, work_dir: Path) -> dict[str, Any
             select.append("+fct_offline_metric_intervals")
     if cfg.mode in ("experiment", "aa-check"):
         select += [f"+{name}" for name in EXPERIMENT_MARTS]
-    build(database, dbt_vars(cfg), select, work_dir)
+    plugin = plugin_for(cfg.mode)
+    build_vars = dbt_vars(cfg)
+    if plugin is not None:
+        select += list(plugin.selectors)
+        build_vars.update(plugin.dbt_vars(cfg))
+    build(database, build_vars, select, work_dir)
     con = connect(database, read_only=True)
     try:
         schema = _relation_schema(con, "fct_data_quality")
@@ -351,6 +371,12 @@ def build_marts(cfg: RunConfig, database: Path, work_dir: Path) -> dict[str, Any
     if len(rows) != 1:
         raise RecsysEvalError(f"internal error: fct_data_quality has {len(rows)} global rows")
     row = dict(zip(names, rows[0], strict=True))
+    # After the read-only connection is closed: a plug-in may write marts of its own.
+    row["plugin_output"] = (
+        plugin.collect(ModeContext(cfg=cfg, database=database, schema=schema))
+        if plugin is not None
+        else None
+    )
     row["offline_rows"] = offline_rows
     row["experiment_marts"] = experiment_marts
     row["checks"] = [
@@ -497,6 +523,15 @@ def assemble_report(
             report["aa_check"] = aa
             if not aa["uniformish"]:
                 warnings.append("aa_check_false_positives")
+    plugged: ModeOutput | None = row.get("plugin_output")
+    if plugged is not None:
+        report[plugged.key] = plugged.section
+        cases = plugged.cases_evaluated
+        report["summary"]["cases_evaluated"] = cases
+        executive["highlights"] = plugged.highlights
+        if not plugged.include_data_quality:
+            warnings = [w for w in warnings if w.startswith("quarantined_rows")]
+        warnings += plugged.warnings
     executive["next_steps"] = next_steps(
         decision=executive["decision"],
         mode=cfg.mode,
@@ -505,7 +540,8 @@ def assemble_report(
         cases_evaluated=cases,
         n_variants=n_variants,
     )
-    report["data_quality"] = dq
+    if plugged is None or plugged.include_data_quality:
+        report["data_quality"] = dq
     commit = _git_commit()
     if commit:
         report["git_commit"] = commit

@@ -1,0 +1,74 @@
+"""Mode plug-ins for `recsys-eval run`.
+
+A mode that is not offline / experiment / aa-check (those are wired into `commands/run.py`
+directly) brings a `ModePlugin`: the dbt models it needs, the dbt vars its config sets, and a
+`collect` step that reads the built marts (and may write marts of its own, e.g. OPE estimates)
+into its report section. `commands/run.py` does the rest: loading, data quality, the envelope,
+validation against report.v1, the atomic write.
+
+Plug-ins live in their mode's package and are imported lazily, so a broken or slow import in one
+mode never affects the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recsys_eval.config import RunConfig
+
+
+@dataclass(frozen=True)
+class ModeContext:
+    """What `collect` gets: the run database (read-write, dbt has finished), the schema the marts
+    were built in, and the run's configuration."""
+
+    cfg: RunConfig
+    database: Path
+    schema: str
+
+
+@dataclass
+class ModeOutput:
+    """A mode's contribution to the report."""
+
+    key: str  # the report section's key: "ope", "interleaving"
+    section: dict[str, Any]
+    cases_evaluated: int
+    warnings: list[str] = field(default_factory=list)
+    highlights: list[str] = field(default_factory=list)
+    include_data_quality: bool = True  # the reference has no data_quality for interleaving
+
+
+@dataclass(frozen=True)
+class ModePlugin:
+    selectors: tuple[str, ...]  # dbt selectors built besides the data-quality marts
+    dbt_vars: Callable[[RunConfig], dict[str, Any]]
+    collect: Callable[[ModeContext], ModeOutput]
+
+
+# mode -> "module:attribute" of its ModePlugin
+PLUGINS: dict[str, str] = {
+    "ope": "recsys_eval.ope.plugin:PLUGIN",
+    "interleaving": "recsys_eval.interleaving.plugin:PLUGIN",
+}
+
+
+def plugin_for(mode: str) -> ModePlugin | None:
+    """The mode's plug-in, or None when the mode is built into run.py or not built yet."""
+    target = PLUGINS.get(mode)
+    if target is None:
+        return None
+    module_name, attribute = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            return None  # the mode's package is not in this version
+        raise
+    plugin = getattr(module, attribute)
+    assert isinstance(plugin, ModePlugin)
+    return plugin
