@@ -196,3 +196,14 @@
 {% macro experiment_double_literal(value) -%}
     cast({{ recsys_eval.stats_double_literal(value) }} as {{ recsys_eval.type_double() }})
 {%- endmacro %}
+
+{% macro experiment_critical_value(experiment) -%}
+    {#- One row: the family alpha, the interval level and its two-sided normal critical value z, as the
+        significance and CUPED marts use them (one definition, not a copy per mart). -#}
+    select
+        {{ recsys_eval.experiment_double_literal(experiment.multiple_comparisons_alpha) }} as alpha,
+        {{ recsys_eval.experiment_double_literal(experiment.ci_level) }} as ci_level,
+        {{ recsys_eval.normal_quantile(
+            recsys_eval.experiment_double_literal(1 - (1 - experiment.ci_level) / 2)
+        ) }} as z_critical
+{%- endmacro %}

@@ -20,23 +20,9 @@ arms as (
 
 ),
 
-settings as (
-
-    select
-        {{ recsys_eval.experiment_double_literal(experiment.multiple_comparisons_alpha) }} as alpha,
-        {{ recsys_eval.experiment_double_literal(experiment.ci_level) }} as ci_level,
-        {{ recsys_eval.experiment_double_literal(1 - (1 - experiment.ci_level) / 2) }} as ci_quantile
-
-),
-
 critical_value as (
 
-    select
-        alpha,
-        ci_level,
-        {{ recsys_eval.normal_quantile('ci_quantile') }} as z_critical
-
-    from settings
+    {{ recsys_eval.experiment_critical_value(experiment) }}
 
 ),
 
