@@ -35,8 +35,9 @@ ranked as (
     select
         *,
         -- the reference's stable sort by rank: ties keep array order; a missing rank reads as 0
+        -- (load_seq, line_no) identifies the exposure row as exposure_row_id does, as integers
         row_number() over (
-            partition by exposure_row_id
+            partition by load_seq, line_no
             order by coalesce(item_rank, 0), item_array_position
         ) as item_position
 

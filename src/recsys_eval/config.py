@@ -46,7 +46,12 @@ DATASET_SPEC: dict[str, Any] = {
     "exposures": SOURCE,
     "outcomes": SOURCE,
     "assignments": SOURCE,
-    "interleaving": {"ranker_a": SOURCE, "ranker_b": SOURCE, "outcomes": SOURCE},
+    "interleaving": {
+        "ranker_a": SOURCE,
+        "ranker_b": SOURCE,
+        "outcomes": SOURCE,
+        "exposures": SOURCE,  # the logged interleaved lists (interleaved_exposure.v1)
+    },
 }
 
 _WINDOW = {"start": str, "end": str}
@@ -117,13 +122,26 @@ EVAL_SPEC: dict[str, Any] = {
         "enable_dr": bool,
         "position_discount": str,
         "allow_missing_target_propensity": bool,
+        # not in the reference (docs/ope.md)
+        "reward_model": str,
+        "estimators": ListOf(str),
+        "switch_threshold": float,
+        "slice_keys": ListOf(str),
+        "bootstrap": {"enabled": bool, "iterations": int, "seed": int, "ci_level": float},
     },
-    "interleaving": {"algorithm": str, "seed": int, "max_results": int},
+    "interleaving": {
+        "algorithm": str,
+        "seed": int,
+        "max_results": int,
+        "slice_keys": ListOf(str),
+        "bootstrap": {"iterations": int, "ci_level": float},
+    },
     "scale": {
         "mode": str,
         "stream": {"max_open_requests": int, "temp_dir": str},
         "duckdb": {"enabled": bool},
     },
+    "privacy": {"pii_guard": str},  # off | flag | reject (recsys_eval.privacy)
     "artifacts": {
         "manifest_uri": str,
         "object_store": {
@@ -273,6 +291,7 @@ class RunConfig:
         if self.mode == "interleaving":
             block = self.dataset.get("interleaving", {})
             names = (("ranker_a", "ranker_a"), ("ranker_b", "ranker_b"), ("outcomes", "outcomes"))
+            names += (("exposures", "interleaved_exposures"),)
         else:
             block = self.dataset
             names = (("exposures", "exposures"), ("outcomes", "outcomes"))
@@ -379,6 +398,14 @@ def apply_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
     _default(ope, "enable_snips", False)
     _default(ope, "enable_dr", False)
     _default(ope, "allow_missing_target_propensity", False)
+    _default(ope, "reward_model", "exposure", lambda x: x == "")
+    ope["reward_model"] = ope["reward_model"].strip().lower()
+    _default(ope, "switch_threshold", 10.0)
+    ope_boot = ope.setdefault("bootstrap", {})
+    _default(ope_boot, "enabled", True)
+    _default(ope_boot, "iterations", 200, lambda x: x <= 0)
+    _default(ope_boot, "seed", 42)
+    _default(ope_boot, "ci_level", 0.95, outside_unit)
 
     inter = cfg.setdefault("interleaving", {})
     _default(inter, "algorithm", "team_draft", lambda x: x == "")
@@ -393,6 +420,11 @@ def apply_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _validate_for_mode(mode: str, cfg: dict[str, Any], file: Path) -> None:
+    from recsys_eval.privacy import check_mode
+
+    privacy = cfg.get("privacy", {})
+    if "pii_guard" in privacy:  # absent = off; not added, so effective_config stays as written
+        privacy["pii_guard"] = check_mode(privacy["pii_guard"], f"{file}: privacy.pii_guard")
     if cfg["scale"]["mode"] not in ("memory", "stream", "duckdb"):
         raise ConfigError(
             f"{file}: scale.mode: must be memory, stream or duckdb, got {cfg['scale']['mode']!r}"
@@ -401,6 +433,7 @@ def _validate_for_mode(mode: str, cfg: dict[str, Any], file: Path) -> None:
         ("offline.slice_keys", cfg["offline"].get("slice_keys", [])),
         ("experiment.slice_keys", cfg["experiment"].get("slice_keys", [])),
         ("experiment.srm.slice_keys", cfg["experiment"]["srm"].get("slice_keys", [])),
+        ("interleaving.slice_keys", cfg["interleaving"].get("slice_keys", [])),
     ):
         for i, key in enumerate(keys):
             if not SAFE_KEY.match(key):
@@ -448,6 +481,40 @@ def _validate_for_mode(mode: str, cfg: dict[str, Any], file: Path) -> None:
             raise ConfigError(f"{file}: ope.unit must be item or request")
         if ope["reward_aggregation"] not in ("sum", "max"):
             raise ConfigError(f"{file}: ope.reward_aggregation must be sum or max")
+        _validate_ope_extras(ope, cfg["scale"]["mode"], file)
+
+
+OPE_ESTIMATORS = ("ips", "snips", "dr", "dm", "sndr", "switch_dr")
+
+
+def _validate_ope_extras(ope: dict[str, Any], scale_mode: str, file: Path) -> None:
+    """The OPE keys the reference lacks, and its stream-mode rule."""
+    if scale_mode == "stream":
+        raise ConfigError(f"{file}: ope stream mode is not supported")
+    if ope["reward_model"] not in ("exposure", "reference"):
+        raise ConfigError(
+            f"{file}: ope.reward_model: must be exposure or reference, got {ope['reward_model']!r}"
+        )
+    for i, name in enumerate(ope.get("estimators", [])):
+        if name not in OPE_ESTIMATORS:
+            raise ConfigError(
+                f"{file}: ope.estimators[{i}]: unknown estimator {name!r} "
+                f"(known: {', '.join(OPE_ESTIMATORS)})"
+            )
+    if len(set(ope.get("estimators", []))) != len(ope.get("estimators", [])):
+        raise ConfigError(f"{file}: ope.estimators: an estimator is listed twice")
+    if ope["switch_threshold"] <= 0:
+        raise ConfigError(
+            f"{file}: ope.switch_threshold: must be > 0, got {ope['switch_threshold']}"
+        )
+    if ope["bootstrap"]["iterations"] > 100_000:
+        raise ConfigError(f"{file}: ope.bootstrap.iterations: at most 100000")
+    for i, key in enumerate(ope.get("slice_keys", [])):
+        if not SAFE_KEY.match(key):
+            raise ConfigError(
+                f"{file}: ope.slice_keys[{i}]: {key!r} is not a valid context key "
+                "(letters, digits and _ . : - only, at most 64 characters)"
+            )
 
 
 OFFLINE_DIALECTS = ("reference", "trec")
@@ -519,8 +586,18 @@ def load_run_config(
 
     if mode == "interleaving":
         block = dataset.get("interleaving") or {}
-        for key in ("ranker_a", "ranker_b", "outcomes"):
-            _check_source(block.get(key), f"interleaving.{key}", dataset_file)
+        # With the logged interleaved lists the rankers' own lists are optional.
+        required = ("outcomes",) if "exposures" in block else ("ranker_a", "ranker_b", "outcomes")
+        for key in ("ranker_a", "ranker_b", "outcomes", "exposures"):
+            if key in required or key in block:
+                _check_source(block.get(key), f"interleaving.{key}", dataset_file)
+        boot = cfg["interleaving"].get("bootstrap", {})
+        if not 1 <= boot.get("iterations", 200) <= 10000:
+            raise ConfigError(
+                f"{eval_file}: interleaving.bootstrap.iterations: must be in [1, 10000]"
+            )
+        if not 0 < boot.get("ci_level", 0.95) < 1:
+            raise ConfigError(f"{eval_file}: interleaving.bootstrap.ci_level: must be in (0, 1)")
     else:
         required = ["exposures", "outcomes"]
         if mode in ("experiment", "aa-check"):

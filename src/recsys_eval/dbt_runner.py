@@ -47,7 +47,7 @@ def build(
         "--target", "duckdb",
         "--target-path", str(target_path),
         "--log-path", str(work_dir / "logs"),
-        "--vars", json.dumps(dbt_vars),
+        "--vars", json.dumps(dbt_vars, ensure_ascii=False),  # YAML refuses surrogate escapes
         "--quiet",
         "--no-use-colors",
         "--select", *select,

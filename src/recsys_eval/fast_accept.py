@@ -102,7 +102,8 @@ def fast_accept_for(schema: dict[str, Any]) -> Callable[[bytes], bytes | None] |
         return None
     decode = msgspec.json.Decoder(struct).decode
     encode = msgspec.json.Encoder().encode
-    refused = (msgspec.DecodeError, UnicodeDecodeError)
+    # RecursionError: msgspec stops at a nesting depth the canonical path then reports.
+    refused = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
     def accept(line: bytes) -> bytes | None:
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -31,7 +32,7 @@ from typing import Any
 import duckdb
 import orjson
 
-from recsys_eval import schema_registry, warehouse
+from recsys_eval import privacy, schema_registry, warehouse
 from recsys_eval.errors import RecsysEvalError
 from recsys_eval.fast_accept import fast_accept_for
 from recsys_eval.validation import (
@@ -56,6 +57,7 @@ DEFAULT_TABLES = {
     "outcome.v1": "outcomes",
     "assignment.v1": "assignments",
     "ranklist.v1": "ranklists",
+    "interleaved_exposure.v1": "interleaved_exposures",
 }
 
 LINEAGE_COLUMNS = [
@@ -143,6 +145,17 @@ LAYOUTS = {
             _col("context", _MAP),
         ),
     ),
+    "interleaved_exposure.v1": Layout(
+        "interleaved_exposure",
+        (
+            _col("request_id", "varchar"),
+            _col("user_id", "varchar"),
+            _col("ts", ""),
+            _col("items", "struct(item_id varchar, rank bigint, team varchar)[]"),
+            _col("algorithm", "varchar"),
+            _col("context", _MAP),
+        ),
+    ),
 }
 PAYLOAD_LAYOUT = Layout("payload", (("payload", "varchar", "json", "d::varchar"),), payload=True)
 
@@ -153,6 +166,7 @@ RAW_TABLES: dict[str, Layout] = {
     "ranklists": LAYOUTS["ranklist.v1"],
     "ranker_a": LAYOUTS["ranklist.v1"],
     "ranker_b": LAYOUTS["ranklist.v1"],
+    "interleaved_exposures": LAYOUTS["interleaved_exposure.v1"],
 }
 
 QUARANTINE_DDL = """
@@ -187,6 +201,8 @@ class LoadResult:
     bom: bool = False
     crlf_lines: int = 0
     phases: dict[str, float] = field(default_factory=dict)
+    # PII guard findings, "field|kind" -> count (flag mode: loaded; reject mode: quarantined).
+    pii_findings: dict[str, int] = field(default_factory=dict)
 
     @property
     def lines_per_second(self) -> float:
@@ -273,6 +289,7 @@ class _Task:
     at_start: bool
     at_end: bool
     tmp_dir: str
+    pii_mode: str = "off"
 
 
 @dataclass
@@ -286,6 +303,24 @@ class _ChunkResult:
     bom: bool = False
     data_path: str | None = None
     quarantine_path: str | None = None
+    pii: dict[str, int] = field(default_factory=dict)
+
+
+# A schema-valid document is re-encoded for DuckDB: by orjson (at most 254 levels of nesting),
+# else by the json module (up to Python's recursion limit); deeper ones are quarantined.
+_TOO_DEEP = LineError(
+    "$",
+    RULE_REPRESENTABLE,
+    "not representable in the warehouse: nested too deeply to re-encode",
+)
+
+
+def _encode_deep(doc: Any) -> bytes | None:
+    try:
+        text = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (RecursionError, ValueError):
+        return None
+    return text.encode("utf-8")
 
 
 def _quarantine_line(rel: int, line: bytes, errors: list[LineError]) -> bytes:
@@ -326,8 +361,22 @@ def _process_chunk(task: _Task) -> _ChunkResult:
     loads = orjson.loads
     dumps = orjson.dumps
     decode_error = orjson.JSONDecodeError
+    encode_error = orjson.JSONEncodeError
     is_valid = validator.is_valid
     fast = _FAST_ACCEPT
+    guard = task.pii_mode != "off"
+    reject = task.pii_mode == "reject"
+
+    def pii_refused(rel: int, line: bytes) -> bool:
+        """Count the line's PII findings; in reject mode quarantine it (True)."""
+        findings = privacy.scan_line(line)
+        if not findings:
+            return False
+        privacy.count(findings, res.pii)
+        if reject:
+            bad.append(_quarantine_line(rel, line, privacy.line_errors(findings)))
+        return reject
+
     blank = crlf = 0
     rel = 0
     for line in lines:
@@ -341,6 +390,8 @@ def _process_chunk(task: _Task) -> _ChunkResult:
         if fast is not None:
             encoded = fast(line)
             if encoded is not None:
+                if guard and pii_refused(rel, line):
+                    continue
                 out.append(b'{"l":%d,"d":%b}' % (rel, encoded))
                 continue
         try:
@@ -351,11 +402,29 @@ def _process_chunk(task: _Task) -> _ChunkResult:
         if ok:
             # Re-serialised: DuckDB sees exactly the document that was validated (duplicate keys
             # resolved, numbers normalised).
-            out.append(b'{"l":%d,"d":%b}' % (rel, dumps(doc)))
+            try:
+                encoded = dumps(doc)
+            except encode_error:
+                encoded = _encode_deep(doc)
+            if encoded is None:
+                bad.append(_quarantine_line(rel, line, [_TOO_DEEP]))
+            else:
+                if guard and pii_refused(rel, line):
+                    continue
+                out.append(b'{"l":%d,"d":%b}' % (rel, encoded))
             continue
         verdict = validator.check(line, truncated_last=unterminated and rel == n_lines)
         if verdict.ok:  # defensive: the canonical validator accepted it and it is representable
-            out.append(b'{"l":%d,"d":%b}' % (rel, dumps(verdict.doc)))
+            try:
+                encoded = dumps(verdict.doc)
+            except encode_error:
+                encoded = _encode_deep(verdict.doc)
+            if encoded is None:
+                bad.append(_quarantine_line(rel, line, [_TOO_DEEP]))
+            else:
+                if guard and pii_refused(rel, line):
+                    continue
+                out.append(b'{"l":%d,"d":%b}' % (rel, encoded))
         else:
             bad.append(_quarantine_line(rel, line, verdict.errors))
     del lines
@@ -467,7 +536,9 @@ def _worker_main() -> int:
     return 0
 
 
-def _plan_chunks(path: Path, size: int, tmp_dir: str, chunk_bytes: int) -> list[_Task]:
+def _plan_chunks(
+    path: Path, size: int, tmp_dir: str, chunk_bytes: int, pii_mode: str = "off"
+) -> list[_Task]:
     tasks: list[_Task] = []
     offset = 0
     with path.open("rb") as fh:
@@ -489,7 +560,14 @@ def _plan_chunks(path: Path, size: int, tmp_dir: str, chunk_bytes: int) -> list[
                     end += len(block)
             tasks.append(
                 _Task(
-                    len(tasks), str(path), offset, end - offset, offset == 0, end >= size, tmp_dir
+                    len(tasks),
+                    str(path),
+                    offset,
+                    end - offset,
+                    offset == 0,
+                    end >= size,
+                    tmp_dir,
+                    pii_mode,
                 )
             )
             offset = end
@@ -610,14 +688,18 @@ def load_file(
     workers: int | None = None,
     chunk_bytes: int = CHUNK_BYTES,
     batch_rows: int = BATCH_ROWS,
+    pii_guard: str = "off",
 ) -> LoadResult:
     """Validate and load one JSONL file into `raw.<table>` in one transaction.
 
     `con_or_path` is an open DuckDB connection or a database path (opened and closed here).
     `workers=None` uses 2 worker processes for files over 24 MB; 0 validates in-process.
+    `pii_guard` (off | flag | reject, see recsys_eval.privacy) counts or quarantines valid lines
+    whose identifiers or context values look like email addresses or phone numbers.
     Raises RecsysEvalError for a missing or unreadable file, a bad table name, a table with other
     columns or a locked database; nothing is written then.
     """
+    pii = privacy.check_mode(pii_guard)
     ref = schema_registry.resolve(schema_name)
     target = check_table_name(table or default_table(ref.name))
     layout = layout_for(ref.name)
@@ -633,10 +715,14 @@ def load_file(
     if isinstance(con_or_path, (str, Path)):
         con = warehouse.connect(con_or_path)
         try:
-            return _load(con, ref, target, layout, src, progress, workers, chunk_bytes, batch_rows)
+            return _load(
+                con, ref, target, layout, src, progress, workers, chunk_bytes, batch_rows, pii
+            )
         finally:
             con.close()
-    return _load(con_or_path, ref, target, layout, src, progress, workers, chunk_bytes, batch_rows)
+    return _load(
+        con_or_path, ref, target, layout, src, progress, workers, chunk_bytes, batch_rows, pii
+    )
 
 
 def _load(
@@ -649,6 +735,7 @@ def _load(
     workers: int | None,
     chunk_bytes: int,
     batch_rows: int,
+    pii_guard: str = "off",
 ) -> LoadResult:
     t0 = time.perf_counter()
     started_at = _utcnow()
@@ -703,12 +790,13 @@ def _load(
         seq = int(
             con.execute("select coalesce(max(load_seq), 0) + 1 from raw.load_ledger").fetchone()[0]
         )
-        tasks = _plan_chunks(src, size, tmp_dir, chunk_bytes)
+        tasks = _plan_chunks(src, size, tmp_dir, chunk_bytes, pii_guard)
         if n_workers > 0 and len(tasks) > 1:
             pool = _WorkerPool(n_workers, ref.schema)
         else:
             _init_worker(ref.schema)
         totals = _ChunkResult(-1)
+        pii_counts: dict[str, int] = {}
         phases = {"validate_wait": 0.0, "insert": 0.0}
         data_sql, quarantine_sql = _insert_sql(target, layout)
         params = [load_id, seq, str(src)]
@@ -755,6 +843,8 @@ def _load(
             totals.blank += res.blank
             totals.quarantined += res.quarantined
             totals.crlf += res.crlf
+            for key, n in res.pii.items():
+                pii_counts[key] = pii_counts.get(key, 0) + n
             totals.bom = totals.bom or res.bom
             done_bytes += task.length
             bar.update(done_bytes, totals.lines)
@@ -832,6 +922,7 @@ def _load(
         seconds=time.perf_counter() - t0,
         bom=totals.bom,
         crlf_lines=totals.crlf,
+        pii_findings=pii_counts,
         phases=phases,
     )
 
@@ -870,6 +961,11 @@ def _fill_batch(template: str, batch: list[tuple[str, int]]) -> str:
     return template.replace("@FILES@", files).replace("@OFFSETS@", offsets)
 
 
+# DuckDB could not cast it, or its UTC value leaves the years 1-9999 that Spark and Python hold
+# (e.g. 9999-12-31T23:59:59-01:00).
+_BAD_TS = "(ts is null or year(ts) not between 1 and 9999)"
+
+
 def _quarantine_bad_timestamps(
     con: duckdb.DuckDBPyConnection,
     src: Path,
@@ -881,21 +977,24 @@ def _quarantine_bad_timestamps(
 ) -> int:
     """Move schema-valid rows whose `ts` DuckDB cannot represent into the quarantine."""
     bad = con.execute(
-        f"select line_no from {RAW_SCHEMA}.{table} where load_id = ? and ts is null",
+        f"select line_no, ts is null from {RAW_SCHEMA}.{table} where load_id = ? and {_BAD_TS}",
         [load_id],
     ).fetchall()
     if not bad:
         return 0
     wanted = {int(r[0]) for r in bad}
+    uncast = {int(r[0]) for r in bad if r[1]}
     raws = _read_lines(src, wanted)
     rows = []
     for line_no in sorted(wanted):
         raw = raws.get(line_no, b"")
         ts_text = _ts_of(raw)
+        reason = "" if line_no in uncast else " (in UTC it must fall in the years 1 to 9999)"
         error = LineError(
             "$.ts",
             RULE_REPRESENTABLE,
-            f"timestamp {ts_text!r} cannot be represented as a warehouse (DuckDB) timestamp",
+            f"timestamp {ts_text!r} cannot be represented as a warehouse (DuckDB) timestamp"
+            + reason,
         )
         rows.append(
             [
@@ -912,7 +1011,7 @@ def _quarantine_bad_timestamps(
             ]
         )
     con.execute(
-        f"delete from {RAW_SCHEMA}.{table} where load_id = ? and ts is null",
+        f"delete from {RAW_SCHEMA}.{table} where load_id = ? and {_BAD_TS}",
         [load_id],
     )
     con.executemany("insert into raw.quarantine values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)

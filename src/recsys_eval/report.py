@@ -137,13 +137,26 @@ def validate_against(document: dict[str, Any], schema_name: str) -> None:
         raise RecsysEvalError(f"internal error: the {schema_name} document is invalid: {detail}")
 
 
-def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write `text` to `path` via a temp file in the same folder and a rename, so a crash or a
-    full disk never leaves a half-written file behind."""
+def check_writable(path: Path) -> Path:
+    """The resolved `path` if a report can be written there: its folder exists and is writable,
+    and `path` is absent or a regular file (a device such as /dev/full, a directory or a FIFO is
+    never replaced). Raises RecsysEvalError naming the path otherwise."""
     path = path.resolve()
     folder = path.parent
     if not folder.is_dir():
         raise RecsysEvalError(f"cannot write {path}: folder {folder} does not exist")
+    if path.exists() and not path.is_file():
+        raise RecsysEvalError(f"cannot write {path}: it exists and is not a regular file")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise RecsysEvalError(f"cannot write {path}: folder {folder} is not writable")
+    return path
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write `text` to `path` via a temp file in the same folder and a rename, so a crash or a
+    full disk never leaves a half-written file behind."""
+    path = check_writable(path)
+    folder = path.parent
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:

@@ -2,7 +2,8 @@
 
 A NAME such as `exposure.v1` (or `exposure.v1.json`) is looked up only inside
 `paths.schemas_dir()` and can never escape it. A PATH (it contains a `/`, or ends with `.json` and
-exists) is read as given.
+exists) is read as given, but only when it names a regular `.json` file of at most 8 MiB: a value
+such as `../../etc/passwd` or `/dev/zero` is refused before anything is read.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from recsys_eval import paths
 from recsys_eval.errors import RecsysEvalError
 
 NAME_RE = re.compile(r"^[a-z_]+\.v[0-9]+$")
+MAX_SCHEMA_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,17 @@ def resolve(value: str) -> SchemaRef:
         raise _unknown(value)
     if _looks_like_path(value):
         path = Path(value).expanduser()
-        if not path.is_file():
+        if not path.exists():
             raise RecsysEvalError(f"schema file not found: {value}")
+        if not path.name.endswith(".json") or not path.is_file():
+            raise RecsysEvalError(
+                f"refusing schema path {value!r}: a schema path must name a regular .json file "
+                f"(or use a schema name: {', '.join(known_schema_names())})"
+            )
+        if path.stat().st_size > MAX_SCHEMA_BYTES:
+            raise RecsysEvalError(
+                f"refusing schema path {value!r}: larger than {MAX_SCHEMA_BYTES >> 20} MiB"
+            )
         path = path.resolve()
         stem = path.name[: -len(".json")] if path.name.endswith(".json") else path.name
         return SchemaRef(name=stem, path=path, schema=load_schema_file(path))

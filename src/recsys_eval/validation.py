@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,10 @@ RULE_UTF8 = "utf8"
 RULE_JSON = "json"
 RULE_TRUNCATED = "truncated"
 RULE_REPRESENTABLE = "representable"
+RULE_DEPTH = "depth"
+DEPTH_MESSAGE = (
+    "nested too deeply: the JSON parsers stop at about 1000 levels of arrays and objects"
+)
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -301,6 +305,8 @@ class RecordValidator:
             )
         try:
             doc = json.loads(text, parse_constant=_raise_constant)
+        except RecursionError:
+            return Verdict(False, None, [LineError("$", RULE_DEPTH, DEPTH_MESSAGE)])
         except ValueError as exc:
             if truncated_last:
                 message = (
@@ -317,10 +323,13 @@ class RecordValidator:
 
 
 def _errors_of(validator: Any, doc: Any) -> list[LineError]:
-    found = [
-        LineError(json_path(e.absolute_path), str(e.validator), _short(e.message))
-        for e in validator.iter_errors(doc)
-    ]
+    try:
+        found = [
+            LineError(json_path(e.absolute_path), str(e.validator), _short(e.message))
+            for e in validator.iter_errors(doc)
+        ]
+    except RecursionError:
+        return [LineError("$", RULE_DEPTH, DEPTH_MESSAGE)]
     found.sort(key=lambda e: (e.path, e.rule, e.message))
     return found
 
@@ -376,8 +385,12 @@ def validate_file(
     validator: RecordValidator,
     stats: FileStats | None = None,
     block_size: int = READ_BLOCK,
+    extra_check: Callable[[bytes], list[LineError]] | None = None,
 ) -> Iterator[LineResult]:
-    """Yield one LineResult per invalid line of `path`; fills `stats` as it goes (streaming)."""
+    """Yield one LineResult per invalid line of `path`; fills `stats` as it goes (streaming).
+
+    `extra_check(line)` (e.g. the PII guard) runs on schema-valid lines; errors it returns make
+    the line invalid."""
     stats = stats if stats is not None else FileStats()
     first = True
     for raw, unterminated in iter_physical_lines(path, block_size):
@@ -395,6 +408,10 @@ def validate_file(
             stats.blank += 1
             continue
         verdict = validator.check(line, truncated_last=unterminated)
+        if verdict.ok and extra_check is not None:
+            extra = extra_check(line)
+            if extra:
+                verdict = Verdict(False, verdict.doc, extra)
         if verdict.ok:
             stats.valid += 1
         else:

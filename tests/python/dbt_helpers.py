@@ -36,6 +36,12 @@ create table raw.ranker_a (
     request_id varchar, user_id varchar, ts timestamp, items varchar[], context map(varchar, varchar)
 );
 create table raw.ranker_b as select * from raw.ranker_a;
+create table raw.interleaved_exposures (
+    load_id varchar, load_seq bigint, source_file varchar, line_no bigint,
+    request_id varchar, user_id varchar, ts timestamp,
+    items struct(item_id varchar, rank bigint, team varchar)[], algorithm varchar,
+    context map(varchar, varchar)
+);
 """
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recsys_eval import loader, schema_registry, warehouse
+from recsys_eval import loader, privacy, schema_registry, warehouse
 from recsys_eval.errors import EXIT_ERROR, EXIT_OK, RecsysEvalError
 
 
@@ -31,7 +31,19 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress display (default: on a TTY)"
     )
+    add_pii_guard_flag(parser)
     parser.set_defaults(func=run)
+
+
+def add_pii_guard_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pii-guard",
+        choices=privacy.PII_MODES,
+        default=None,
+        help="check identifiers and context values for email addresses and phone numbers: "
+        "off (default), flag (warn with counts per field, never the values) or reject "
+        "(quarantine the line with rule pii); see docs/privacy.md",
+    )
 
 
 def _summary(res: loader.LoadResult) -> str:
@@ -64,17 +76,23 @@ def run(args: argparse.Namespace) -> int:
         if not f.is_file():
             raise RecsysEvalError(f"input is not a regular file: {f}")
     progress = not args.no_progress and sys.stderr.isatty()
+    pii_guard = privacy.check_mode(args.pii_guard)
     con = warehouse.connect(args.database)
     status = EXIT_OK
     try:
         for f in files:
             try:
-                res = loader.load_file(con, args.schema, f, table, progress=progress)
+                res = loader.load_file(
+                    con, args.schema, f, table, progress=progress, pii_guard=pii_guard
+                )
             except RecsysEvalError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 status = EXIT_ERROR
                 continue
             print(_summary(res), file=sys.stderr)
+            if res.pii_findings:
+                action = "quarantined" if pii_guard == "reject" else "flagged"
+                print(f"  warning: {privacy.summary(res.pii_findings, action)}", file=sys.stderr)
             if res.rows_quarantined:
                 print(
                     f"  {res.rows_quarantined:,} invalid line(s) quarantined; see them with: "

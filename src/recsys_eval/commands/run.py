@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys_eval import __version__
+from recsys_eval.commands.load import add_pii_guard_flag
 from recsys_eval.config import RunConfig, load_run_config
 from recsys_eval.errors import (
     EXIT_FAIL,
@@ -39,9 +40,12 @@ from recsys_eval.offline_report import (
     offline_section,
     read_baseline,
 )
+from recsys_eval.privacy import merge_counts
+from recsys_eval.privacy import summary as pii_summary
 from recsys_eval.report import (
     REPORT_FORMAT_VERSION,
     RUN_ID_PREFIX,
+    check_writable,
     data_quality_section,
     dumps,
     join_rate_warnings,
@@ -60,6 +64,7 @@ SOURCE_TABLES = {
     "assignments": ("assignment.v1", "assignments"),
     "ranker_a": ("ranklist.v1", "ranker_a"),
     "ranker_b": ("ranklist.v1", "ranker_b"),
+    "interleaved_exposures": ("interleaved_exposure.v1", "interleaved_exposures"),
 }
 # Modes wired into this module; the others come as plug-ins (recsys_eval.modes) or stop before
 # any work when their plug-in is not in this version.
@@ -87,6 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="keep the run database (raw tables and marts) at this DuckDB path; by default a "
         "temporary database is used and removed",
     )
+    add_pii_guard_flag(p)  # overrides privacy.pii_guard in the eval config
     p.set_defaults(func=main)
 
 
@@ -100,6 +106,8 @@ def main(args: argparse.Namespace) -> int:
         )
     render = _renderer(fmt)
     cfg = load_run_config(args.dataset, args.config, args.mode, args.experiment_id)
+    if getattr(args, "pii_guard", None):
+        cfg.eval.setdefault("privacy", {})["pii_guard"] = args.pii_guard
     if cfg.mode not in BUILT_MODES and plugin_for(cfg.mode) is None:
         raise RecsysEvalError(
             f"mode {cfg.mode!r} is not built in this version; available now: "
@@ -113,6 +121,7 @@ def main(args: argparse.Namespace) -> int:
         raise RecsysEvalError(
             f"cannot write {output}: folder {output.resolve().parent} does not exist"
         )
+    check_writable(output)  # a read-only folder or a device path fails before any work
 
     created = utc_now()
     work_dir = Path(tempfile.mkdtemp(prefix="recsys-eval-run-"))
@@ -225,6 +234,7 @@ def load_sources(cfg: RunConfig, database: Path) -> dict[str, Any]:
     from recsys_eval.loader import ensure_raw_schema, load_file
     from recsys_eval.warehouse import connect
 
+    pii = cfg.eval.get("privacy", {}).get("pii_guard", "off")
     con = connect(database)
     try:
         ensure_raw_schema(con)
@@ -232,7 +242,7 @@ def load_sources(cfg: RunConfig, database: Path) -> dict[str, Any]:
         for src in cfg.sources():
             schema, table = SOURCE_TABLES[src.name]
             assert src.path is not None  # only jsonl sources get this far
-            results[src.name] = load_file(con, schema, src.path, table=table)
+            results[src.name] = load_file(con, schema, src.path, table=table, pii_guard=pii)
         wanted = {(r.table, r.file_sha256) for r in results.values()}
         held = set(con.execute("select target_table, file_sha256 from raw.load_ledger").fetchall())
         extra = held - wanted
@@ -245,6 +255,8 @@ def load_sources(cfg: RunConfig, database: Path) -> dict[str, Any]:
         con.close()
     return {
         "quarantined": sum(r.rows_quarantined for r in results.values()),
+        "pii_guard": pii,
+        "pii_findings": merge_counts(r.pii_findings for r in results.values()),
         "loads": results,
     }
 
@@ -438,6 +450,9 @@ def assemble_report(
     ]
     if loads["quarantined"]:
         warnings.append(f"quarantined_rows: {loads['quarantined']}")
+    if loads.get("pii_findings"):
+        action = "quarantined" if loads["pii_guard"] == "reject" else "flagged"
+        warnings.append(f"pii_guard: {pii_summary(loads['pii_findings'], action)}")
     executive: dict[str, Any] = {"decision": "not_configured", "highlights": []}
     report: dict[str, Any] = {
         "run_id": f"{RUN_ID_PREFIX[cfg.mode]}-{created.strftime('%Y%m%dT%H%M%SZ')}",
@@ -530,7 +545,7 @@ def assemble_report(
         report["summary"]["cases_evaluated"] = cases
         executive["highlights"] = plugged.highlights
         if not plugged.include_data_quality:
-            warnings = [w for w in warnings if w.startswith("quarantined_rows")]
+            warnings = [w for w in warnings if w.startswith(("quarantined_rows", "pii_guard"))]
         warnings += plugged.warnings
     executive["next_steps"] = next_steps(
         decision=executive["decision"],

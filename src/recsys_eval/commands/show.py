@@ -68,6 +68,72 @@ def _experiment_lines(exp: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _ope_lines(ope: dict[str, Any] | None) -> list[str]:
+    if not ope:
+        return []
+    ws, diag = ope.get("weight_stats", {}), ope.get("diagnostics", {})
+    lines = [
+        "",
+        f"off-policy evaluation ({ope.get('unit', '?')} unit, reward "
+        f"{ope.get('reward_event', '?')}, {ope.get('reward_model', 'reference')} reward model)",
+    ]
+    for e in ope.get("estimators", []):
+        ci = e.get("ci")
+        interval = f"  [{ci['lower']:.6f}, {ci['upper']:.6f}] {ci['level']:.0%} CI" if ci else ""
+        se = f"  se {e['std_error']:.6f}" if "std_error" in e else ""
+        lines.append(f"  {e['name']:<10} {e['value']:.6f}{se}{interval}")
+    if ws:
+        lines.append(
+            f"  weights: {ws.get('count', 0)} samples, mean {ws.get('mean', 0):.4f}, p95 "
+            f"{ws.get('p95', 0):.4f}, max {ws.get('max', 0):.4f}, ESS "
+            f"{ws.get('effective_sample_size', 0):.1f}, clipped {ws.get('clipped_fraction', 0):.3f}"
+        )
+    if diag:
+        lines.append(
+            f"  propensities: {diag.get('missing_target_propensity', 0)} missing target, "
+            f"{diag.get('missing_logging_propensity', 0)} missing logging, "
+            f"{diag.get('near_zero_propensity', 0)} near zero; target mass outside the logging "
+            f"support {_pct(diag.get('target_mass_outside_logging_support', 0))}"
+        )
+    for seg, block in ope.get("by_segment", {}).items():
+        values = ", ".join(f"{e['name']} {e['value']:.4f}" for e in block["estimators"])
+        lines.append(f"  [{seg}] {values}")
+    return lines
+
+
+def _interleaving_lines(section: dict[str, Any] | None) -> list[str]:
+    if not section:
+        return []
+    lines = [
+        "",
+        f"interleaving {section.get('algorithm', '')} ({section.get('source', 'simulated')} lists)",
+        f"  impressions {section['requests']}: A wins {section['wins_a']}, B wins "
+        f"{section['wins_b']}, ties {section['ties']}; win rate A {section['win_rate_a']:.4f}",
+    ]
+    sign = section.get("sign_test")
+    p_normal = section.get("p_value", 0.0)
+    if sign:
+        lines.append(f"  sign test: exact p={sign['p_value_exact']:.4g}, normal p={p_normal:.4g}")
+    pref = section.get("preference")
+    if pref:
+        ci = pref.get("ci")
+        interval = f" [{ci['lower']:.4f}, {ci['upper']:.4f}] {ci['level']:.0%} CI" if ci else ""
+        lines.append(
+            f"  users preferring A: {pref['share_a']:.4f}{interval} of {pref['users_engaged']} "
+            f"engaged users (A {pref['users_prefer_a']}, B {pref['users_prefer_b']}, "
+            f"tie {pref['users_tied']})"
+        )
+    for check in section.get("health", {}).get("checks", []):
+        if not check["passed"]:
+            lines.append(f"  health check failed: {check['name']} {check['value']:.4g}")
+    for seg, block in section.get("by_segment", {}).items():
+        lines.append(
+            f"  [{seg}] A {block['wins_a']} / B {block['wins_b']} / tie {block['ties']}, "
+            f"exact p={block['sign_test']['p_value_exact']:.4g}"
+        )
+    return lines
+
+
 def render(report: dict[str, Any]) -> str:
     lines = [
         f"run {report.get('run_id', '?')}  mode {report.get('mode', '?')}  "
@@ -101,6 +167,8 @@ def render(report: dict[str, Any]) -> str:
             values = ", ".join(f"{m['name']} {m['value']:.4f}" for m in metrics)
             lines.append(f"  [{seg}] {values}")
     lines += _experiment_lines(report.get("experiment"))
+    lines += _ope_lines(report.get("ope"))
+    lines += _interleaving_lines(report.get("interleaving"))
     aa = report.get("aa_check")
     if aa:
         lines.append("")

@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recsys_eval import schema_registry
+from recsys_eval import privacy, schema_registry
+from recsys_eval.commands.load import add_pii_guard_flag
 from recsys_eval.errors import EXIT_ERROR, EXIT_OK, RecsysEvalError
-from recsys_eval.validation import FileStats, RecordValidator, validate_file
+from recsys_eval.validation import FileStats, LineError, RecordValidator, validate_file
 
 DEFAULT_MAX_ERRORS = 100
 
@@ -43,6 +44,7 @@ def register(subparsers: Any) -> None:
         default="text",
         help="text: errors on stderr (default); json: one JSON summary on stdout",
     )
+    add_pii_guard_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -57,11 +59,20 @@ def run(args: argparse.Namespace) -> int:
         raise RecsysEvalError(f"input is a directory, not a file: {args.input}")
     validator = RecordValidator(ref.schema)
     stats = FileStats()
+    pii_mode = privacy.check_mode(args.pii_guard)
+    pii_counts: dict[str, int] = {}
+
+    def pii_check(line: bytes) -> list[LineError]:
+        findings = privacy.scan_line(line)
+        privacy.count(findings, pii_counts)
+        return privacy.line_errors(findings) if pii_mode == "reject" else []
+
+    extra = pii_check if pii_mode != "off" else None
     limit = args.max_errors or None
     shown = 0
     details: list[dict[str, Any]] = []
     try:
-        for result in validate_file(path, validator, stats):
+        for result in validate_file(path, validator, stats, extra_check=extra):
             if limit is not None and shown >= limit:
                 continue
             shown += 1
@@ -92,7 +103,12 @@ def run(args: argparse.Namespace) -> int:
             "invalid": details,
             "invalid_not_shown": stats.invalid - shown,
         }
+        if pii_mode != "off":
+            summary["pii_guard"] = {"mode": pii_mode, "findings": dict(sorted(pii_counts.items()))}
         print(json.dumps(summary, ensure_ascii=False, indent=2))
+    if pii_counts and args.format == "text":
+        action = "rejected" if pii_mode == "reject" else "flagged"
+        print(f"warning: {privacy.summary(pii_counts, action)}", file=sys.stderr)
     if stats.invalid == 0:
         return EXIT_OK
     if args.format == "text":

@@ -1,0 +1,73 @@
+{#-
+    ope_options(): var recsys_eval__ope, validated at compile time, with the reference's defaults
+    (§6.1) filled in. Not SQL, not dispatched. Keys:
+      reward_event        click | conversion (default click)
+      unit                item | request (default request)
+      reward_aggregation  sum | max (request unit; default sum)
+      top_k               integer; <= 0 keeps every item (default 0)
+      clipping            number; <= 0 = no clipping (default 0)
+      min_propensity      number > 0; diagnostic threshold only (default 1e-6; 0 -> 1e-6)
+      position_discount   'log2' or anything else = none (default none)
+      allow_missing_target_propensity  bool (default false): target = logging (w = 1)
+      reward_model        exposure (default) | reference: how rewards and the DR/DM model are built
+                          (docs/ope.md; `reference` reproduces the reference's numbers)
+      slice_keys          exposure context keys of the per-segment estimates (default [])
+-#}
+{% macro ope_options() -%}
+    {%- set configured = var('recsys_eval__ope', {}) or {} -%}
+    {%- if configured is not mapping -%}
+        {{ exceptions.raise_compiler_error("var recsys_eval__ope must be a mapping, got: " ~ configured) }}
+    {%- endif -%}
+    {%- set known = ['reward_event', 'unit', 'reward_aggregation', 'top_k', 'clipping', 'min_propensity',
+        'position_discount', 'allow_missing_target_propensity', 'reward_model', 'slice_keys'] -%}
+    {%- for key in configured -%}
+        {%- if key not in known -%}
+            {{ exceptions.raise_compiler_error(
+                "var recsys_eval__ope: unknown key " ~ key ~ " (known: " ~ known | join(', ') ~ ")") }}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set options = {
+        'reward_event': (configured.get('reward_event') or 'click') | string | trim | lower,
+        'unit': (configured.get('unit') or 'request') | string | trim | lower,
+        'reward_aggregation': (configured.get('reward_aggregation') or 'sum') | string | trim | lower,
+        'top_k': configured.get('top_k', 0) or 0,
+        'clipping': configured.get('clipping', 0) or 0,
+        'min_propensity': configured.get('min_propensity', 0.000001) or 0.000001,
+        'position_discount': (configured.get('position_discount') or 'none') | string | trim | lower,
+        'allow_missing_target_propensity': configured.get('allow_missing_target_propensity', false) or false,
+        'reward_model': (configured.get('reward_model') or 'exposure') | string | trim | lower,
+        'slice_keys': configured.get('slice_keys') or [],
+    } -%}
+    {%- set choices = {
+        'reward_event': ['click', 'conversion'],
+        'unit': ['item', 'request'],
+        'reward_aggregation': ['sum', 'max'],
+        'reward_model': ['exposure', 'reference'],
+    } -%}
+    {%- for key, allowed in choices.items() -%}
+        {%- if options[key] not in allowed -%}
+            {{ exceptions.raise_compiler_error(
+                "var recsys_eval__ope." ~ key ~ " must be " ~ allowed | join(' or ') ~ ", got: " ~ options[key]) }}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- for key in ['top_k', 'clipping', 'min_propensity'] -%}
+        {#- --vars is read as YAML 1.1, where 1e-06 (no dot) is a string: accept numeric strings -#}
+        {%- if options[key] is string and modules.re.match('^[-+]?[0-9]*[.]?[0-9]+([eE][-+]?[0-9]+)?$', options[key]) -%}
+            {%- do options.update({key: options[key] | float}) -%}
+        {%- endif -%}
+        {%- if options[key] is boolean or options[key] is not number -%}
+            {{ exceptions.raise_compiler_error(
+                "var recsys_eval__ope." ~ key ~ " must be a number, got: " ~ options[key]) }}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if options['min_propensity'] < 0 -%}
+        {{ exceptions.raise_compiler_error(
+            "var recsys_eval__ope.min_propensity must be >= 0, got: " ~ options['min_propensity']) }}
+    {%- endif -%}
+    {%- if options['allow_missing_target_propensity'] is not boolean -%}
+        {{ exceptions.raise_compiler_error(
+            "var recsys_eval__ope.allow_missing_target_propensity must be true or false, got: "
+            ~ options['allow_missing_target_propensity']) }}
+    {%- endif -%}
+    {{ return(options) }}
+{%- endmacro %}

@@ -1,0 +1,86 @@
+{{ config(enabled=var('recsys_eval__using_rankers', true)) }}
+
+with
+
+impressions as (
+
+    select * from {{ ref('int_recsys_eval__interleaving_impressions') }}
+
+),
+
+shown_items as (
+
+    select * from {{ ref('int_recsys_eval__interleaving_shown_items') }}
+
+),
+
+credits as (
+
+    select * from {{ ref('fct_interleaving_credits') }}
+
+),
+
+list_facts as (
+
+    select
+        request_id,
+        count(*) as items_shown,
+        sum(case when team = 'A' then 1 else 0 end) as team_a_items,
+        sum(case when team = 'B' then 1 else 0 end) as team_b_items,
+        {{ recsys_eval.arg_min_value('team', 'slot') }} as first_team
+
+    from shown_items
+    group by request_id
+
+),
+
+credit_facts as (
+
+    select
+        request_id,
+        sum(case when team = 'A' then clicks else 0 end) as credits_a,
+        sum(case when team = 'B' then clicks else 0 end) as credits_b
+
+    from credits
+    group by request_id
+
+),
+
+joined as (
+
+    select
+        impressions.request_id,
+        impressions.user_id,
+        impressions.segment_key,
+        impressions.impressed_at,
+        impressions.source,
+        impressions.algorithm,
+        impressions.rankers_agree,
+        cast(coalesce(list_facts.items_shown, 0) as {{ dbt.type_bigint() }}) as items_shown,
+        cast(coalesce(list_facts.team_a_items, 0) as {{ dbt.type_bigint() }}) as team_a_items,
+        cast(coalesce(list_facts.team_b_items, 0) as {{ dbt.type_bigint() }}) as team_b_items,
+        list_facts.first_team,
+        cast(coalesce(credit_facts.credits_a, 0) as {{ dbt.type_bigint() }}) as credits_a,
+        cast(coalesce(credit_facts.credits_b, 0) as {{ dbt.type_bigint() }}) as credits_b
+
+    from impressions
+    left join list_facts
+        on impressions.request_id = list_facts.request_id
+    left join credit_facts
+        on impressions.request_id = credit_facts.request_id
+
+),
+
+final as (
+
+    select
+        *,
+        {{ recsys_eval.interleaving_winner('credits_a', 'credits_b') }} as winner,
+        -- GrowthBook's paired analysis: the pairs of slots the two teams competed for
+        case when team_a_items < team_b_items then team_a_items else team_b_items end as competitive_pairs
+
+    from joined
+
+)
+
+select * from final

@@ -1,0 +1,372 @@
+"""`recsys-eval run --mode ope`: dbt builds fct_ope_samples; this reads the samples, computes the
+estimators with numpy, writes fct_ope_estimates and fct_ope_diagnostics back into the run database
+and returns the report's `ope` section (reference §6.4 fields first, new fields added)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys_eval.config import RunConfig
+from recsys_eval.errors import RecsysEvalError
+from recsys_eval.modes import ModeContext, ModeOutput, ModePlugin
+from recsys_eval.ope import diagnostics as diag_mod
+from recsys_eval.ope.estimators import (
+    Estimate,
+    Interval,
+    Samples,
+    bootstrap,
+    estimate,
+    grouped_estimates,
+)
+
+SELECTORS = ("+fct_ope_samples",)
+NORMAL_Z = {0.8: 1.2815515655446004, 0.9: 1.6448536269514722, 0.95: 1.959963984540054,
+            0.99: 2.5758293035489004}  # fmt: skip
+
+
+def estimator_names(ope: dict[str, Any]) -> tuple[str, ...]:
+    """`ope.estimators` when given; otherwise the reference's (ips, snips if enable_snips, dr if
+    enable_dr) plus dm, sndr and switch_dr with dr (they share its reward model)."""
+    if ope.get("estimators"):
+        return tuple(ope["estimators"])
+    names = ["ips"]
+    if ope["enable_snips"]:
+        names.append("snips")
+    if ope["enable_dr"]:
+        names += ["dr", "dm", "sndr", "switch_dr"]
+    return tuple(names)
+
+
+def ope_vars_block(ope: dict[str, Any]) -> dict[str, Any]:
+    """The dbt var recsys_eval__ope for a normalised `ope` config block."""
+    return {
+        "reward_event": ope["reward_event"].lower(),
+        "unit": ope["unit"],
+        "reward_aggregation": ope["reward_aggregation"],
+        "top_k": ope["top_k"],
+        "clipping": ope["clipping"],
+        "min_propensity": ope["min_propensity"],
+        # the reference: "log2" means the discount, anything else none
+        "position_discount": "log2" if ope.get("position_discount") == "log2" else "none",
+        "allow_missing_target_propensity": ope["allow_missing_target_propensity"],
+        "reward_model": ope["reward_model"],
+        "slice_keys": list(ope.get("slice_keys", [])),
+    }
+
+
+def ope_vars(cfg: RunConfig) -> dict[str, Any]:
+    return {"recsys_eval__ope": ope_vars_block(cfg.eval["ope"])}
+
+
+# --- reading ------------------------------------------------------------------------------------
+def _check_ranks(con: Any, schema: str) -> None:
+    bad = con.execute(
+        f"""
+        select exposures.source_file, items.line_no, items.item_id, items.item_rank,
+            count(*) over () as bad_items
+        from "{schema}".int_recsys_eval__ope_items as items
+        inner join "{schema}".stg_recsys_eval__exposures as exposures
+            on items.exposure_row_id = exposures.exposure_row_id
+        where items.item_status = 'sample' and items.position_weight is null
+        order by items.load_seq, items.line_no, items.item_position
+        limit 1
+        """
+    ).fetchone()
+    if bad:
+        source, line, item, rank, total = bad
+        raise RecsysEvalError(
+            f"{source}:{line}: items[].rank: item {item!r} has rank {rank}; the log2 position "
+            f"discount needs rank >= 1 (1/log2(rank + 1) is infinite or undefined otherwise); "
+            f"{total} item(s) affected. Fix the ranks or drop ope.position_discount."
+        )
+
+
+def _item_counts(con: Any, schema: str) -> diag_mod.ItemCounts:
+    row = con.execute(
+        f"""
+        select
+            count(*),
+            count(*) filter (where item_status = 'sample'),
+            count(*) filter (where item_status = 'no_logging_propensity'),
+            count(*) filter (where is_target_missing),
+            coalesce(sum(near_zero_propensity_count), 0),
+            count(*) filter (where is_clipped),
+            coalesce(sum(target_propensity) filter (where target_propensity > 0), 0),
+            coalesce(sum(target_propensity) filter (
+                where target_propensity > 0 and item_status = 'no_logging_propensity'), 0),
+            coalesce(sum(unclipped_weight), 0),
+            coalesce(sum(unclipped_weight * unclipped_weight), 0)
+        from "{schema}".int_recsys_eval__ope_items
+        """
+    ).fetchone()
+    assert row is not None
+    return diag_mod.ItemCounts(
+        listed_items=int(row[0]),
+        sample_items=int(row[1]),
+        missing_logging_propensity=int(row[2]),
+        missing_target_propensity=int(row[3]),
+        near_zero_propensity=int(row[4]),
+        clipped_items=int(row[5]),
+        target_mass=float(row[6]),
+        target_mass_without_logging=float(row[7]),
+        unclipped_weight_sum=float(row[8]),
+        unclipped_weight_sq_sum=float(row[9]),
+    )
+
+
+def read_samples(con: Any, schema: str) -> tuple[Samples, np.ndarray, list[str], int]:
+    """The samples in file order, their segment codes, the segment keys and the clipped items."""
+    keys = [
+        r[0]
+        for r in con.execute(
+            f'select distinct segment_key from "{schema}".fct_ope_samples order by segment_key'
+        ).fetchall()
+    ]
+    cols = con.execute(
+        f"""
+        select
+            importance_weight, reward, model_logged, model_target, clipped_items,
+            dense_rank() over (order by segment_key) - 1 as segment_code
+        from "{schema}".fct_ope_samples
+        order by load_seq, line_no, item_position nulls first
+        """
+    ).fetchnumpy()
+    samples = Samples(
+        weight=np.asarray(cols["importance_weight"], dtype=np.float64),
+        reward=np.asarray(cols["reward"], dtype=np.float64),
+        model_logged=np.asarray(cols["model_logged"], dtype=np.float64),
+        model_target=np.asarray(cols["model_target"], dtype=np.float64),
+    )
+    clipped = int(np.asarray(cols["clipped_items"], dtype=np.int64).sum())
+    return samples, np.asarray(cols["segment_code"], dtype=np.int64), keys, clipped
+
+
+# --- the section --------------------------------------------------------------------------------
+def _estimator_entry(e: Estimate, ci: Interval | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": e.name, "value": e.value}
+    if e.variance != 0:
+        entry["variance"] = e.variance  # omitempty, as the reference
+    entry["std_error"] = e.std_error
+    if ci is not None:
+        entry["ci"] = {
+            "lower": ci.lower,
+            "upper": ci.upper,
+            "level": ci.level,
+            "method": ci.method,
+            "replicates": ci.replicates,
+        }
+    return entry
+
+
+def _normal_z(level: float) -> float:
+    if level in NORMAL_Z:
+        return NORMAL_Z[level]
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(0.5 + level / 2)
+
+
+def compute(
+    samples: Samples,
+    segment_codes: np.ndarray,
+    segment_keys: list[str],
+    clipped_items: int,
+    counts: diag_mod.ItemCounts,
+    ope: dict[str, Any],
+) -> tuple[dict[str, Any], list[str], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The `ope` section, its warnings, and the rows of fct_ope_estimates / fct_ope_diagnostics."""
+    names = estimator_names(ope)
+    tau = float(ope["switch_threshold"])
+    boot_cfg = ope["bootstrap"]
+    estimates = estimate(samples, names, tau)
+    intervals: dict[str, Interval] = {}
+    if boot_cfg["enabled"]:
+        intervals = bootstrap(
+            samples,
+            names,
+            tau,
+            iterations=boot_cfg["iterations"],
+            seed=boot_cfg["seed"],
+            ci_level=boot_cfg["ci_level"],
+        )
+    stats = diag_mod.weight_stats(samples.weight, clipped_items)
+    diag = diag_mod.diagnostics(counts, len(samples))
+    warnings = diag_mod.warnings_for(
+        stats, diag, ope["allow_missing_target_propensity"], ope["min_propensity"]
+    )
+    section: dict[str, Any] = {
+        "unit": ope["unit"],
+        "reward_aggregation": ope["reward_aggregation"],
+        "estimators": [_estimator_entry(e, intervals.get(e.name)) for e in estimates],
+        "weight_stats": stats,
+        "diagnostics": diag,
+        "reward_event": ope["reward_event"].lower(),
+        "reward_model": ope["reward_model"],
+    }
+    if "switch_dr" in names:
+        section["switch_threshold"] = tau
+    level = boot_cfg["ci_level"]
+    z = _normal_z(level)
+    estimate_rows = [
+        {
+            "scope": "global",
+            "segment_key": "__all__",
+            "estimator": e.name,
+            "estimator_position": i + 1,
+            "samples": len(samples),
+            "estimate": e.value,
+            "reference_variance": e.variance,
+            "std_error": e.std_error,
+            "normal_ci_lower": e.value - z * e.std_error,
+            "normal_ci_upper": e.value + z * e.std_error,
+            "bootstrap_ci_lower": intervals[e.name].lower if e.name in intervals else None,
+            "bootstrap_ci_upper": intervals[e.name].upper if e.name in intervals else None,
+            "ci_level": level,
+        }
+        for i, e in enumerate(estimates)
+    ]
+    diagnostic_rows = [{"scope": "global", "segment_key": "__all__", **stats, **diag}]
+    if ope.get("slice_keys"):
+        grouped = grouped_estimates(samples, segment_codes, len(segment_keys), tau)
+        by_segment: dict[str, Any] = {}
+        for code, key in enumerate(segment_keys):
+            mask = segment_codes == code
+            seg_weights = samples.weight[mask]
+            seg_stats = diag_mod.weight_stats(seg_weights, 0)
+            del seg_stats["clipped_fraction"]  # clipped items are counted globally only
+            entries = []
+            for i, name in enumerate(names):
+                value = float(grouped[f"value_{name}"][code])
+                se = float(grouped[f"se_{name}"][code])
+                entries.append({"name": name, "value": value, "std_error": se})
+                estimate_rows.append(
+                    {
+                        "scope": "segment",
+                        "segment_key": key,
+                        "estimator": name,
+                        "estimator_position": i + 1,
+                        "samples": int(grouped["n"][code]),
+                        "estimate": value,
+                        "reference_variance": None,
+                        "std_error": se,
+                        "normal_ci_lower": value - z * se,
+                        "normal_ci_upper": value + z * se,
+                        "bootstrap_ci_lower": None,
+                        "bootstrap_ci_upper": None,
+                        "ci_level": level,
+                    }
+                )
+            by_segment[key] = {"estimators": entries, "weight_stats": seg_stats}
+            diagnostic_rows.append({"scope": "segment", "segment_key": key, **seg_stats})
+        section["by_segment"] = by_segment
+    for value in _numbers(section):
+        if not math.isfinite(value):
+            raise RecsysEvalError(
+                "OPE produced a non-finite number (infinite or NaN weights or rewards); check "
+                "the propensities (a logging propensity of 0 or a huge target) and the outcome "
+                "values"
+            )
+    return section, warnings, estimate_rows, diagnostic_rows
+
+
+def _numbers(value: Any) -> list[float]:
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _numbers(v)]
+    if isinstance(value, list):
+        return [x for v in value for x in _numbers(v)]
+    if isinstance(value, float):
+        return [value]
+    return []
+
+
+# --- writing ------------------------------------------------------------------------------------
+ESTIMATE_COLUMNS = (
+    ("scope", "varchar"),
+    ("segment_key", "varchar"),
+    ("estimator", "varchar"),
+    ("estimator_position", "integer"),
+    ("samples", "bigint"),
+    ("estimate", "double"),
+    ("reference_variance", "double"),
+    ("std_error", "double"),
+    ("normal_ci_lower", "double"),
+    ("normal_ci_upper", "double"),
+    ("bootstrap_ci_lower", "double"),
+    ("bootstrap_ci_upper", "double"),
+    ("ci_level", "double"),
+)
+DIAGNOSTIC_COLUMNS = (
+    ("scope", "varchar"),
+    ("segment_key", "varchar"),
+    ("count", "bigint"),
+    ("mean", "double"),
+    ("p95", "double"),
+    ("max", "double"),
+    ("effective_sample_size", "double"),
+    ("clipped_fraction", "double"),
+    ("missing_target_propensity", "bigint"),
+    ("near_zero_propensity", "bigint"),
+    ("total_items", "bigint"),
+    ("listed_items", "bigint"),
+    ("sample_items", "bigint"),
+    ("missing_logging_propensity", "bigint"),
+    ("clipped_items", "bigint"),
+    ("clipped_item_fraction", "double"),
+    ("item_weight_mean", "double"),
+    ("item_weight_mean_std_error", "double"),
+    ("target_mass_outside_logging_support", "double"),
+)
+
+
+def write_table(
+    con: Any, schema: str, name: str, columns: tuple[tuple[str, str], ...], rows: list[dict]
+) -> None:
+    """Replace `schema.name` with `rows` (one transaction: all or nothing)."""
+    ddl = ", ".join(f'"{c}" {t}' for c, t in columns)
+    con.execute("begin transaction")
+    try:
+        con.execute(f'create or replace table "{schema}".{name} ({ddl})')
+        if rows:
+            marks = ", ".join("?" for _ in columns)
+            con.executemany(
+                f'insert into "{schema}".{name} values ({marks})',
+                [[r.get(c) for c, _ in columns] for r in rows],
+            )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+
+
+def collect(ctx: ModeContext) -> ModeOutput:
+    from recsys_eval.warehouse import connect
+
+    ope = ctx.cfg.eval["ope"]
+    con = connect(Path(ctx.database))
+    try:
+        _check_ranks(con, ctx.schema)
+        counts = _item_counts(con, ctx.schema)
+        samples, codes, keys, clipped = read_samples(con, ctx.schema)
+        if len(samples) == 0:
+            raise RecsysEvalError(
+                "no valid samples for OPE: no listed item has a positive logging propensity"
+                + ("" if ope["allow_missing_target_propensity"] else " and a target propensity")
+                + f" ({counts.listed_items} items listed, {counts.missing_logging_propensity} "
+                f"without a logging propensity, {counts.missing_target_propensity} without a "
+                "target propensity); no report was written"
+            )
+        section, warnings, estimate_rows, diagnostic_rows = compute(
+            samples, codes, keys, clipped, counts, ope
+        )
+        write_table(con, ctx.schema, "fct_ope_estimates", ESTIMATE_COLUMNS, estimate_rows)
+        write_table(con, ctx.schema, "fct_ope_diagnostics", DIAGNOSTIC_COLUMNS, diagnostic_rows)
+    finally:
+        con.close()
+    return ModeOutput(key="ope", section=section, cases_evaluated=len(samples), warnings=warnings)
+
+
+PLUGIN = ModePlugin(selectors=SELECTORS, dbt_vars=ope_vars, collect=collect)
