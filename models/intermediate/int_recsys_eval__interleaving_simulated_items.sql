@@ -17,7 +17,10 @@
 -#}
 {%- set interleaving = recsys_eval.interleaving_config() -%}
 {%- set steps = 1 -%}
-{%- if execute -%}
+{#- The walk's length comes from the built requests; where they are not built yet (compile, lint,
+    docs before a build) one step keeps the SQL valid. -#}
+{%- set requests_relation = load_relation(ref('int_recsys_eval__interleaving_requests')) if execute else none -%}
+{%- if execute and requests_relation is not none -%}
 {%- set longest_sql = 'select max(case when slot_limit < items_a_count + items_b_count then slot_limit else items_a_count + items_b_count end) from ' ~ ref('int_recsys_eval__interleaving_requests') -%}
 {%- set longest = run_query(longest_sql).columns[0].values()[0] -%}
 {%- set steps = (longest or 0) | int -%}

@@ -3,13 +3,13 @@
 {%- set reward_column = 'last_outcome_reward' if ope.reward_model == 'reference' else 'last_reward_event_reward' -%}
 
 with
-
+{% if ope.slice_keys | length > 0 %}
 exposures as (
 
     select * from {{ ref('stg_recsys_eval__exposures') }}
 
 ),
-
+{% endif %}
 exposure_items as (
 
     select * from {{ ref('stg_recsys_eval__exposure_items') }}

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from recsys_eval import __version__
 from recsys_eval.commands import load as load_cmd
 from recsys_eval.commands import pseudonymize as pseudonymize_cmd
+from recsys_eval.commands import render as render_cmd
 from recsys_eval.commands import run as run_cmd
 from recsys_eval.commands import show as show_cmd
 from recsys_eval.commands import validate as validate_cmd
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"recsys-eval {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (validate_cmd, load_cmd, run_cmd, show_cmd, pseudonymize_cmd):
+    for module in (validate_cmd, load_cmd, run_cmd, show_cmd, render_cmd, pseudonymize_cmd):
         module.register(sub)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda _args: print(__version__) or 0)

@@ -1,0 +1,118 @@
+"""Off-policy evaluation sections: estimators with their errors and intervals, importance weight
+statistics and diagnostics (weight chart), and segments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recsys_eval.render.document import Chart, Paragraph, Section, Table
+from recsys_eval.render.generic import GLOBAL, flatten, forest_row, leftover_blocks, records_table
+from recsys_eval.render.numbers import fixed, interval
+
+# -- OPE ----------------------------------------------------------------------------------------
+
+
+def _estimator_rows(estimators: list[dict[str, Any]]) -> list[list[str]]:
+    return [
+        [
+            str(e.get("name")),
+            fixed(e.get("value")),
+            fixed(e.get("variance")) if "variance" in e else "",
+            fixed(e.get("std_error")) if "std_error" in e else "",
+            interval(e.get("ci")),
+        ]
+        for e in estimators
+    ]
+
+
+EST_HEADERS = ["Estimator", "Value", "Variance", "Std error", "CI"]
+WEIGHT_KEYS = ["count", "mean", "p95", "max", "effective_sample_size", "clipped_fraction"]
+
+
+def ope_sections(ope: dict[str, Any]) -> list[Section]:
+    sec = Section("Off-Policy Evaluation", "ope")
+    sec.add(
+        Paragraph(
+            f"Unit: {ope.get('unit', '?')}; reward aggregation: "
+            f"{ope.get('reward_aggregation', '?')}."
+        )
+    )
+    estimators = [e for e in ope.get("estimators") or [] if isinstance(e, dict)]
+    sec.add(Table(EST_HEADERS, _estimator_rows(estimators), "Estimators", numeric=(1, 2, 3)))
+    known_e = {"name", "value", "variance", "std_error", "ci"}
+    extra = [e for e in estimators if set(e) - known_e]
+    if extra:
+        sec.add(records_table(extra, "Estimator details"))
+    with_ci = [e for e in estimators if isinstance(e.get("ci"), dict)]
+    if with_ci:
+        sec.add(
+            Chart(
+                "forest",
+                "Estimates with confidence intervals",
+                {"rows": [forest_row(e["name"], e["value"], e["ci"]) for e in with_ci]},
+                alt="dot plot of each estimator with its confidence interval",
+            )
+        )
+    out = [sec]
+    ws = ope.get("weight_stats") or {}
+    diag = Section("OPE Weights and Diagnostics", "ope-diagnostics")
+    if ws:
+        keys = [k for k in WEIGHT_KEYS if k in ws] + [k for k in ws if k not in WEIGHT_KEYS]
+        diag.add(
+            Table(
+                ["Weight statistic", "Value"],
+                [[k, v] for k, v in flatten({k: ws[k] for k in keys})],
+                numeric=(1,),
+            )
+        )
+    if isinstance(ope.get("diagnostics"), dict):
+        diag.add(
+            Table(
+                ["Diagnostic", "Value"],
+                [[k, v] for k, v in flatten(ope["diagnostics"])],
+                numeric=(1,),
+            )
+        )
+    segments = ope.get("by_segment") or {}
+    scopes = {GLOBAL: ws} if ws else {}
+    scopes.update(
+        {
+            k: v.get("weight_stats")
+            for k, v in segments.items()
+            if isinstance(v, dict) and isinstance(v.get("weight_stats"), dict)
+        }
+    )
+    if scopes:
+        diag.add(
+            Chart(
+                "weights",
+                "Importance weight distribution",
+                {"scopes": scopes},
+                alt="mean, p95 and max importance weight and effective sample size per segment",
+            )
+        )
+    out.append(diag)
+    if segments:
+        seg = Section("OPE by Segment", "ope-segments")
+        rows = []
+        for key, entry in segments.items():
+            for r in _estimator_rows(entry.get("estimators") or []):
+                rows.append([key, *r])
+        seg.add(Table(["Segment", *EST_HEADERS], rows, numeric=(2, 3, 4)))
+        wrows = [
+            {"segment": key, **(entry.get("weight_stats") or {})} for key, entry in segments.items()
+        ]
+        seg.add(records_table(wrows, "Weights by segment"))
+        for key, entry in segments.items():
+            seg.add(*leftover_blocks(entry, {"estimators", "weight_stats"}, f"Segment {key}"))
+        out.append(seg)
+    known = {
+        "unit",
+        "reward_aggregation",
+        "estimators",
+        "weight_stats",
+        "diagnostics",
+        "by_segment",
+    }
+    out[-1].add(*leftover_blocks(ope, known, "Other OPE fields"))
+    return out
