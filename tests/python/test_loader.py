@@ -84,6 +84,9 @@ def test_ensure_raw_schema_types(con: Any) -> None:
         "items STRUCT(item_id VARCHAR, rank BIGINT, propensity DOUBLE, logging_propensity "
         "DOUBLE, target_propensity DOUBLE)[], context MAP(VARCHAR, VARCHAR), latency_ms DOUBLE, "
         "error BOOLEAN",
+        "interleaved_exposures": f"{lineage}, request_id VARCHAR, user_id VARCHAR, ts TIMESTAMP, "
+        "items STRUCT(item_id VARCHAR, rank BIGINT, team VARCHAR)[], algorithm VARCHAR, "
+        "context MAP(VARCHAR, VARCHAR)",
         "load_ledger": "load_seq BIGINT, load_id VARCHAR, schema_name VARCHAR, target_table "
         "VARCHAR, source_file VARCHAR, file_sha256 VARCHAR, file_size BIGINT, lines_read BIGINT, "
         "rows_loaded BIGINT, rows_quarantined BIGINT, blank_lines BIGINT, started_at TIMESTAMP, "

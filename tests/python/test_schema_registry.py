@@ -12,7 +12,7 @@ from recsys_eval.errors import RecsysEvalError
 
 KNOWN = (
     "assignment.v1, decision.v1, decision.v2, exposure.v1, interaction.v1, interleaved_exposure.v1, "
-    "manifest.v1, outcome.v1, ranklist.v1, report.v1, serving_exposure.v1"
+    "manifest.v1, outcome.v1, ranklist.v1, report.v1, report.v2, serving_exposure.v1"
 )
 
 

@@ -30,12 +30,44 @@ def test_the_expected_contracts_are_there() -> None:
         "decision.v2.json",
         "exposure.v1.json",
         "interaction.v1.json",
+        "interleaved_exposure.v1.json",
         "manifest.v1.json",
         "outcome.v1.json",
         "ranklist.v1.json",
         "report.v1.json",
+        "report.v2.json",
         "serving_exposure.v1.json",
     ]
+
+
+@pytest.mark.parametrize("golden", ["offline", "experiment", "ope", "interleaving"])
+def test_report_v2_accepts_the_reference_goldens(golden: str) -> None:
+    """report.v2 types the OPE and interleaving sections without refusing a reference report."""
+    path = REFERENCE / "golden" / f"{golden}.json"
+    if not path.exists():
+        pytest.skip("reference goldens not available")
+    report = json.loads(path.read_text())
+    validator("report.v1.json").validate(report)
+    validator("report.v2.json").validate(report)
+
+
+def test_report_v2_only_adds_to_v1() -> None:
+    """Every property of v1 is in v2; the typed sections are the only difference."""
+    v1, v2 = load("report.v1.json"), load("report.v2.json")
+    assert v1["required"] == v2["required"]
+    assert set(v1["properties"]) == set(v2["properties"])
+    changed = {k for k in v1["properties"] if v1["properties"][k] != v2["properties"][k]}
+    assert changed == {"ope", "interleaving"}
+    for section in changed:
+        assert v1["properties"][section] == {"type": "object"}
+        assert v2["properties"][section]["type"] == "object"
+    partial_ope = {**_minimal_report(), "ope": {"unit": "request"}}
+    assert validator("report.v1.json").is_valid(partial_ope)  # v1 leaves the section open
+    assert not validator("report.v2.json").is_valid(partial_ope)  # v2 requires its fields
+
+
+def _minimal_report() -> dict:
+    return json.loads((REFERENCE / "golden" / "ope.json").read_text())
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -133,7 +133,8 @@ def main(args: argparse.Namespace) -> int:
         shutil.rmtree(work_dir, ignore_errors=True)
 
     report = assemble_report(cfg, created, marts, loads, baseline)
-    validate_against(report, "report.v1")
+    validate_against(report, "report.v1")  # the reference's contract, unchanged
+    validate_against(report, "report.v2")  # v1 with the OPE and interleaving sections typed
     text = dumps(report)
     write_atomic(output, text if render is None else render(report, fmt))
     history = cfg.eval["offline"].get("history_dir")
