@@ -36,11 +36,15 @@ def read_report(path: Path) -> dict:
         raise RecsysEvalError(f"{path}: not a JSON report: {exc}") from None
     if not isinstance(report, dict):
         raise RecsysEvalError(f"{path}: not a report (the JSON is not an object)")
-    try:
-        validate_against(report, "report.v1")
-    except RecsysEvalError as exc:
-        detail = str(exc).split("invalid: ", 1)[-1]
-        raise RecsysEvalError(f"{path}: not a valid report.v1 document: {detail}") from None
+    # report.v1 (the reference's contract), then report.v2 (its OPE and interleaving sections typed)
+    for name in ("report.v1", "report.v2"):
+        try:
+            validate_against(report, name)
+        except RecsysEvalError as exc:
+            detail = str(exc).split("invalid: ", 1)[-1]
+            raise RecsysEvalError(
+                f"{path}: not a valid report.v1 document ({name} rules): {detail}"
+            ) from None
     return report
 
 
