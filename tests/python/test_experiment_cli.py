@@ -8,7 +8,6 @@ exit code 3, Bonferroni); the playbook decision; the A/A summary; and the pure d
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import duckdb
 import jsonschema
 import pytest
+from report_compare import assert_report_close as close
 
 from recsys_eval.experiment_report import aa_check_section, decide, power_analysis
 
@@ -68,23 +68,6 @@ def run(
         cwd=REPO,
     )
     return proc, out
-
-
-def close(actual, expected, path="$"):
-    """Every key of `expected` is in `actual` with the same value (numbers to 1e-12)."""
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict), path
-        for key, value in expected.items():
-            assert key in actual, f"{path}.{key} missing"
-            close(actual[key], value, f"{path}.{key}")
-    elif isinstance(expected, list):
-        assert isinstance(actual, list) and len(actual) == len(expected), path
-        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
-            close(a, e, f"{path}[{i}]")
-    elif isinstance(expected, bool | str):
-        assert actual == expected, (path, actual, expected)
-    else:
-        assert math.isclose(actual, expected, rel_tol=0, abs_tol=TOL), (path, actual, expected)
 
 
 def test_golden_experiment_report(tmp_path, golden):

@@ -8,7 +8,6 @@ logged path (interleaved_exposure.v1) gives the same numbers from the lists as r
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from conftest import REFERENCE
+from report_compare import assert_report_close as close
 
 from recsys_eval.commands.show import render
 from recsys_eval.interleaving.section import build_section
@@ -53,24 +53,6 @@ def run(tmp_path: Path, config: Path | str, dataset: Path | str | None = None):
         cwd=REPO,
     )
     return proc, out
-
-
-def close(actual, expected, path="$"):
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict), path
-        for key, value in expected.items():
-            assert key in actual, f"{path}.{key} missing"
-            close(actual[key], value, f"{path}.{key}")
-    elif isinstance(expected, list):
-        assert isinstance(actual, list) and len(actual) == len(expected), path
-        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
-            close(a, e, f"{path}[{i}]")
-    elif isinstance(expected, float) or isinstance(actual, float):
-        assert math.isclose(actual, expected, rel_tol=0, abs_tol=TOL), (
-            f"{path}: {actual} != {expected}"
-        )
-    else:
-        assert actual == expected, f"{path}: {actual!r} != {expected!r}"
 
 
 def check_golden(report: dict, golden: dict) -> None:

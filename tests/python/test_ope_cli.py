@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from dbt_helpers import run_dbt
+from report_compare import assert_report_close as close
 
 from recsys_eval.config import apply_defaults
 from recsys_eval.ope import plugin as ope_plugin
@@ -33,23 +34,6 @@ def run_cli(tmp_path: Path, config: str | Path, dataset: Path | None = None, *ex
         capture_output=True, text=True, cwd=REPO,
     )  # fmt: skip
     return proc, out
-
-
-def close(actual, expected, path="$"):
-    """Every key of `expected` is in `actual` with the same value (numbers to 1e-12)."""
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict), path
-        for key, value in expected.items():
-            assert key in actual, f"{path}.{key} missing"
-            close(actual[key], value, f"{path}.{key}")
-    elif isinstance(expected, list):
-        assert isinstance(actual, list) and len(actual) == len(expected), path
-        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
-            close(a, e, f"{path}[{i}]")
-    elif isinstance(expected, bool | str):
-        assert actual == expected, (path, actual, expected)
-    else:
-        assert math.isclose(actual, expected, rel_tol=0, abs_tol=TOL), (path, actual, expected)
 
 
 def by_name(section: dict) -> dict[str, dict]:
