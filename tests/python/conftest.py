@@ -17,6 +17,14 @@ SHARED = Path(os.environ.get("RECSYS_EVAL_SHARED", ROOT.parent / "shared"))
 REFERENCE = SHARED / "reference"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_parse_cache(tmp_path_factory):
+    """The CLI's dbt parse cache goes to a throw-away folder, not the user's ~/.cache."""
+    if "RECSYS_EVAL_CACHE_DIR" not in os.environ:
+        os.environ["RECSYS_EVAL_CACHE_DIR"] = str(tmp_path_factory.mktemp("parse-cache"))
+    yield
+
+
 @pytest.fixture
 def golden():
     def _load(name: str) -> dict:

@@ -92,6 +92,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="keep the run database (raw tables and marts) at this DuckDB path; by default a "
         "temporary database is used and removed",
     )
+    p.add_argument(
+        "--memory-limit",
+        help="DuckDB memory limit for the models, e.g. 6GB or 50%% (default: 80%% of RAM); "
+        "beyond it DuckDB spills to disk",
+    )
     add_pii_guard_flag(p)  # overrides privacy.pii_guard in the eval config
     p.set_defaults(func=main)
 
@@ -105,6 +110,11 @@ def main(args: argparse.Namespace) -> int:
             f"unknown output format {args.output_format!r} (json, md, markdown, html)"
         )
     render = _renderer(fmt)
+    memory_limit = getattr(args, "memory_limit", None)
+    if memory_limit is not None:
+        from recsys_eval.dbt_runner import check_memory_limit
+
+        memory_limit = check_memory_limit(memory_limit)  # refused before any work
     cfg = load_run_config(args.dataset, args.config, args.mode, args.experiment_id)
     if getattr(args, "pii_guard", None):
         cfg.eval.setdefault("privacy", {})["pii_guard"] = args.pii_guard
@@ -128,7 +138,13 @@ def main(args: argparse.Namespace) -> int:
     try:
         database = args.database.resolve() if args.database else work_dir / "run.duckdb"
         loads = load_sources(cfg, database)
-        marts = build_marts(cfg, database, work_dir)
+        marts = build_marts(
+            cfg,
+            database,
+            work_dir,
+            parse_cache=args.database is not None,
+            memory_limit=memory_limit,
+        )
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -303,8 +319,18 @@ def dbt_vars(cfg: RunConfig) -> dict[str, Any]:
     return out
 
 
-def build_marts(cfg: RunConfig, database: Path, work_dir: Path) -> dict[str, Any]:
-    """Build the models the mode needs and read back what the report uses."""
+def build_marts(
+    cfg: RunConfig,
+    database: Path,
+    work_dir: Path,
+    parse_cache: bool = False,
+    memory_limit: str | None = None,
+) -> dict[str, Any]:
+    """Build the models the mode needs and read back what the report uses.
+
+    `parse_cache`: keep dbt's parse state for the next run on the same database (--database);
+    `memory_limit`: DuckDB's, for the models (--memory-limit).
+    """
     from recsys_eval.dbt_runner import build
     from recsys_eval.warehouse import connect
 
@@ -320,7 +346,9 @@ def build_marts(cfg: RunConfig, database: Path, work_dir: Path) -> dict[str, Any
     if plugin is not None:
         select += list(plugin.selectors)
         build_vars.update(plugin.dbt_vars(cfg))
-    build(database, build_vars, select, work_dir)
+    build(
+        database, build_vars, select, work_dir, parse_cache=parse_cache, memory_limit=memory_limit
+    )
     con = connect(database, read_only=True)
     try:
         schema = _relation_schema(con, "fct_data_quality")
