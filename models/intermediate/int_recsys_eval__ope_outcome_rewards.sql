@@ -22,41 +22,11 @@ flagged as (
 
 ),
 
-ranked as (
-
-    select
-        *,
-        -- the reference keeps the last outcome row per (request, item), of any event type
-        row_number() over (
-            partition by request_id, item_id
-            order by load_seq desc, line_no desc
-        ) as outcome_recency,
-        -- the fix keeps the last row of the reward event, whatever came after it
-        row_number() over (
-            partition by request_id, item_id, is_reward_event
-            order by load_seq desc, line_no desc
-        ) as same_event_recency
-
-    from flagged
-
-),
-
 final as (
 
-    select
-        request_id,
-        item_id,
-        sum(
-            case when outcome_recency = 1 and is_reward_event then reward_value else 0 end
-        ) as last_outcome_reward,
-        sum(
-            case when same_event_recency = 1 and is_reward_event then reward_value else 0 end
-        ) as last_reward_event_reward,
-        max(case when is_reward_event then 1 else 0 end) = 1 as has_reward_event,
-        count(*) as outcome_rows
-
-    from ranked
-    group by request_id, item_id
+    -- one row per (request, item): the reward of the last outcome row, and of the last reward event
+    -- row, in file order (recsys_eval.ope_last_rewards: no window sort on DuckDB)
+    {{ recsys_eval.ope_last_rewards('flagged') }}
 
 )
 

@@ -22,25 +22,14 @@ observations as (
 
 ),
 {%- else -%}
-ope_items as (
+item_stats as (
 
-    select * from {{ ref('int_recsys_eval__ope_items') }}
-
-),
-
-observations as (
-
-    -- the fix: the mean reward per EXPOSURE of the item, over every item that enters estimation
-    select
-        item_id,
-        reward
-
-    from ope_items
-    where item_status = 'sample'
+    select * from {{ ref('int_recsys_eval__ope_item_stats') }}
 
 ),
 {%- endif %}
 
+{% if ope.reward_model == 'reference' -%}
 final as (
 
     select
@@ -52,5 +41,20 @@ final as (
     group by item_id
 
 )
+{%- else -%}
+final as (
+
+    -- the fix: the mean reward per EXPOSURE of the item, over every item that enters estimation
+    -- (its sums come from the one pass over the items of int_recsys_eval__ope_item_stats)
+    select
+        item_id,
+        cast(sample_reward_sum / sample_items as {{ recsys_eval.type_double() }}) as predicted_reward,
+        sample_items as observations
+
+    from item_stats
+    where sample_items > 0
+
+)
+{%- endif %}
 
 select * from final

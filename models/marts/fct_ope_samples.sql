@@ -1,7 +1,17 @@
 {%- set ope = recsys_eval.ope_options() -%}
 {%- set double = recsys_eval.type_double() -%}
+{#- the CLI sums the item diagnostics of int_recsys_eval__ope_item_stats: it is built with this mart -#}
+-- depends_on: {{ ref('int_recsys_eval__ope_item_stats') }}
 
 with
+
+{% if ope.unit == 'request' -%}
+exposures as (
+
+    select * from {{ ref('stg_recsys_eval__exposures') }}
+
+),
+{%- endif %}
 
 ope_items as (
 
@@ -15,23 +25,38 @@ reward_model as (
 
 ),
 
+{% if ope.reward_model != 'reference' -%}
+item_stats as (
+
+    select * from {{ ref('int_recsys_eval__ope_item_stats') }}
+
+),
+{%- endif %}
+
 fallback as (
 
     -- an item the model never observed: 0 in the reference; the mean reward per sampled item otherwise
     {%- if ope.reward_model == 'reference' %}
     select cast(0 as {{ double }}) as predicted_reward
     {%- else %}
-    select coalesce(avg(reward), cast(0 as {{ double }})) as predicted_reward
-    from ope_items
-    where item_status = 'sample'
+    select
+        case
+            when sum(sample_items) > 0 then sum(sample_reward_sum) / sum(sample_items)
+            else cast(0 as {{ double }})
+        end as predicted_reward
+
+    from item_stats
     {%- endif %}
 
 ),
 
 predicted as (
 
+    -- every listed item: conditional expressions below rather than a where clause, so the join
+    -- keeps the listed items as its probe side (a filter here makes DuckDB hash the items instead)
     select
         ope_items.*,
+        ope_items.item_status = 'sample' as is_sample,
         coalesce(reward_model.predicted_reward, fallback.predicted_reward) as predicted_reward
 
     from ope_items
@@ -49,48 +74,35 @@ item_terms as (
         predicted_reward * position_weight as model_logged,
         -- the target policy's expected model reward on this listed item; items without a logging
         -- propensity (candidates the logging policy did not show) count here and only here
-        coalesce(target_propensity, cast(0 as {{ double }})) * predicted_reward * position_weight as model_target_mass,
-        -- the exposure row as integers (load_seq, line_no): cheaper keys than exposure_row_id
-        row_number() over (
-            partition by load_seq, line_no, item_status = 'sample'
-            order by item_position
-        ) as status_position
+        case
+            when item_status != 'missing_target_propensity'
+                then coalesce(target_propensity, cast(0 as {{ double }})) * predicted_reward * position_weight
+        end as model_target_mass
 
     from predicted
 
 ),
 
-unlogged_mass as (
-
-    select
-        load_seq,
-        line_no,
-        sum(model_target_mass) as unlogged_model_target
-
-    from item_terms
-    where item_status = 'no_logging_propensity'
-    group by
-        load_seq,
-        line_no
-
-),
-
-sample_items as (
-
-    select
-        item_terms.*,
-        coalesce(unlogged_mass.unlogged_model_target, cast(0 as {{ double }})) as unlogged_model_target
-
-    from item_terms
-    left join unlogged_mass
-        on
-            item_terms.load_seq = unlogged_mass.load_seq
-            and item_terms.line_no = unlogged_mass.line_no
-    where item_terms.item_status = 'sample'
-
-),
-
 {% if ope.unit == 'item' -%}
+row_terms as (
+
+    select
+        *,
+        -- the exposure row as integers (load_seq, line_no): cheaper keys than exposure_row_id
+        coalesce(
+            sum(case when item_status = 'no_logging_propensity' then model_target_mass end)
+                over (partition by load_seq, line_no),
+            cast(0 as {{ double }})
+        ) as unlogged_model_target,
+        row_number() over (
+            partition by load_seq, line_no, is_sample
+            order by item_position
+        ) as status_position
+
+    from item_terms
+
+),
+
 samples as (
 
     -- item unit: one sample per item (weight = the item's clipped weight)
@@ -119,41 +131,65 @@ samples as (
         load_seq,
         line_no
 
-    from sample_items
+    from row_terms
+    where is_sample
 
 ),
 {%- else -%}
-samples as (
+row_terms as (
 
-    -- request unit: one sample per exposure row with at least one item (weight W = the mean of the
-    -- items' clipped weights; reward and model = the aggregate of the position-weighted values)
+    -- request unit: one aggregate over every listed item of the exposure row, on its integer keys
+    -- (weight W = the mean of the items' clipped weights; reward and model = the aggregate of the
+    -- position-weighted values); rows with at least one sampled item
     select
-        min(exposure_row_id) as sample_id,
-        min(exposure_row_id) as exposure_row_id,
-        min(request_id) as request_id,
-        min(segment_key) as segment_key,
-        cast(null as {{ dbt.type_string() }}) as item_id,
-        cast(null as {{ dbt.type_bigint() }}) as item_position,
-        cast(1 as {{ double }}) as logging_propensity,
-        avg(importance_weight) as target_propensity,
-        cast(1 as {{ double }}) as position_weight,
-        avg(importance_weight) as importance_weight,
-        {{ ope.reward_aggregation }}(discounted_reward) as reward,
-        {{ ope.reward_aggregation }}(model_logged) as model_logged,
-        {%- if ope.reward_model == 'reference' %}
-        {{ ope.reward_aggregation }}(model_logged) as model_target,
-        {%- else %}
-        sum(model_target_mass) + min(unlogged_model_target) as model_target,
-        {%- endif %}
-        count(*) as item_count,
-        sum(case when is_clipped then 1 else 0 end) as clipped_items,
         load_seq,
-        line_no
+        line_no,
+        avg(case when is_sample then importance_weight end) as importance_weight,
+        {{ ope.reward_aggregation }}(case when is_sample then discounted_reward end) as reward,
+        {{ ope.reward_aggregation }}(case when is_sample then model_logged end) as model_logged,
+        {%- if ope.reward_model == 'reference' %}
+        {{ ope.reward_aggregation }}(case when is_sample then model_logged end) as model_target,
+        {%- else %}
+        sum(model_target_mass) as model_target,
+        {%- endif %}
+        count(case when is_sample then 1 end) as item_count,
+        sum(case when is_sample and is_clipped then 1 else 0 end) as clipped_items
 
-    from sample_items
+    from item_terms
     group by
         load_seq,
         line_no
+    having count(case when is_sample then 1 end) > 0
+
+),
+
+samples as (
+
+    -- the row's ids from the exposure row itself (one row per (load_seq, line_no))
+    select
+        exposures.exposure_row_id as sample_id,
+        exposures.exposure_row_id,
+        exposures.request_id,
+        {{ recsys_eval.segment_key('exposures.context', ope.slice_keys) }} as segment_key,
+        cast(null as {{ dbt.type_string() }}) as item_id,
+        cast(null as {{ dbt.type_bigint() }}) as item_position,
+        cast(1 as {{ double }}) as logging_propensity,
+        row_terms.importance_weight as target_propensity,
+        cast(1 as {{ double }}) as position_weight,
+        row_terms.importance_weight,
+        row_terms.reward,
+        row_terms.model_logged,
+        row_terms.model_target,
+        row_terms.item_count,
+        row_terms.clipped_items,
+        row_terms.load_seq,
+        row_terms.line_no
+
+    from row_terms
+    inner join exposures
+        on
+            row_terms.load_seq = exposures.load_seq
+            and row_terms.line_no = exposures.line_no
 
 ),
 {%- endif %}

@@ -64,6 +64,13 @@ def ope_vars(cfg: RunConfig) -> dict[str, Any]:
 
 # --- reading ------------------------------------------------------------------------------------
 def _check_ranks(con: Any, schema: str) -> None:
+    """Reject samples without a finite log2 position weight, naming the first one; the item view is
+    read only when int_recsys_eval__ope_item_stats counted some."""
+    unranked = con.execute(
+        f'select coalesce(sum(unranked_samples), 0) from "{schema}".int_recsys_eval__ope_item_stats'
+    ).fetchone()
+    if unranked is None or int(unranked[0]) == 0:
+        return
     bad = con.execute(
         f"""
         select exposures.source_file, items.line_no, items.item_id, items.item_rank,
@@ -86,21 +93,21 @@ def _check_ranks(con: Any, schema: str) -> None:
 
 
 def _item_counts(con: Any, schema: str) -> diag_mod.ItemCounts:
+    """The item-level counters: sums over int_recsys_eval__ope_item_stats (one row per item)."""
     row = con.execute(
         f"""
         select
-            count(*),
-            count(*) filter (where item_status = 'sample'),
-            count(*) filter (where item_status = 'no_logging_propensity'),
-            count(*) filter (where is_target_missing),
-            coalesce(sum(near_zero_propensity_count), 0),
-            count(*) filter (where is_clipped),
-            coalesce(sum(target_propensity) filter (where target_propensity > 0), 0),
-            coalesce(sum(target_propensity) filter (
-                where target_propensity > 0 and item_status = 'no_logging_propensity'), 0),
-            coalesce(sum(unclipped_weight), 0),
-            coalesce(sum(unclipped_weight * unclipped_weight), 0)
-        from "{schema}".int_recsys_eval__ope_items
+            coalesce(sum(listed_items), 0),
+            coalesce(sum(sample_items), 0),
+            coalesce(sum(no_logging_propensity_items), 0),
+            coalesce(sum(missing_target_propensity_items), 0),
+            coalesce(sum(near_zero_propensities), 0),
+            coalesce(sum(clipped_items), 0),
+            coalesce(sum(target_mass), 0),
+            coalesce(sum(target_mass_without_logging), 0),
+            coalesce(sum(unclipped_weight_sum), 0),
+            coalesce(sum(unclipped_weight_sq_sum), 0)
+        from "{schema}".int_recsys_eval__ope_item_stats
         """
     ).fetchone()
     assert row is not None
@@ -126,13 +133,20 @@ def read_samples(con: Any, schema: str) -> tuple[Samples, np.ndarray, list[str],
             f'select distinct segment_key from "{schema}".fct_ope_samples order by segment_key'
         ).fetchall()
     ]
+    # the segment codes by a join with the few distinct keys (a window over every sample would sort
+    # them all once more)
     cols = con.execute(
         f"""
+        with segments as (
+            select segment_key, row_number() over (order by segment_key) - 1 as segment_code
+            from (select distinct segment_key from "{schema}".fct_ope_samples)
+        )
         select
-            importance_weight, reward, model_logged, model_target, clipped_items,
-            dense_rank() over (order by segment_key) - 1 as segment_code
-        from "{schema}".fct_ope_samples
-        order by load_seq, line_no, item_position nulls first
+            samples.importance_weight, samples.reward, samples.model_logged, samples.model_target,
+            samples.clipped_items, segments.segment_code
+        from "{schema}".fct_ope_samples as samples
+        inner join segments on samples.segment_key = segments.segment_key
+        order by samples.load_seq, samples.line_no, samples.item_position nulls first
         """
     ).fetchnumpy()
     samples = Samples(
