@@ -11,7 +11,7 @@ For each --impressions size N this script
    clicked with probability --click-rate, more often for team A (--a-lift), a few clicked twice,
    some conversions (ignored) and clicks on items not shown (ignored);
 2. runs `dbt run` with the interleaving vars of `recsys-eval run --mode interleaving` (logged
-   source) on the credit path, +fct_interleaving_impressions (staging, impressions, shown items,
+   source) on the credit path, +fct_interleaving_impressions (staging, impressions,
    fct_interleaving_credits, fct_interleaving_impressions), in a child process with its own
    --target-path, --log-path and profile;
 3. runs ONE hand-written DuckDB statement in another child process on the same raw tables that

@@ -138,3 +138,170 @@
 {% macro default__arg_min_value(value_expression, order_expression) -%}
     min_by({{ value_expression }}, {{ order_expression }})
 {%- endmacro %}
+
+
+{#-
+    Logged-list helpers: the facts of one interleaved_exposure.v1 list (array of struct(item_id,
+    rank, team)) computed on the array itself, so no model explodes the lists into item rows and
+    aggregates them back. The list semantics are those of the item rows (docs/interleaving.md): an
+    item is shown once however often it is logged (a missing item_id is ''); its slot is its
+    smallest logged rank and its team (upper-cased, '' when missing) the one of its first entry in
+    (rank, array position) order; an item whose ranks are all missing has neither.
+    DuckDB: list functions with `lambda x:`; default: Spark's higher-order functions (`x ->`).
+-#}
+
+{#- interleaving_item_ids(items_expression): the item_id of every entry ('' when missing), in list
+    order. -#}
+{% macro interleaving_item_ids(items_expression) -%}
+    {{ return(adapter.dispatch('interleaving_item_ids', 'recsys_eval')(items_expression)) }}
+{%- endmacro %}
+
+{% macro default__interleaving_item_ids(items_expression) -%}
+    transform({{ items_expression }}, shown_entry -> coalesce(shown_entry.item_id, ''))
+{%- endmacro %}
+
+{% macro duckdb__interleaving_item_ids(items_expression) -%}
+    list_transform({{ items_expression }}, lambda shown_entry: coalesce(shown_entry.item_id, ''))
+{%- endmacro %}
+
+
+{#- array_distinct_count(array_expression): the number of distinct elements of an array without
+    nulls (0 for a null array), as the elements found first at their own position: a native
+    search per element, much cheaper on DuckDB than list_distinct's hashing. -#}
+{% macro array_distinct_count(array_expression) -%}
+    {{ return(adapter.dispatch('array_distinct_count', 'recsys_eval')(array_expression)) }}
+{%- endmacro %}
+
+{% macro default__array_distinct_count(array_expression) -%}
+    case
+        when {{ array_expression }} is null then 0
+        else size(filter(
+            {{ array_expression }},
+            (array_element, element_index) -> array_position({{ array_expression }}, array_element) = element_index + 1
+        ))
+    end
+{%- endmacro %}
+
+{% macro duckdb__array_distinct_count(array_expression) -%}
+    coalesce(len(list_filter(
+        {{ array_expression }},
+        lambda array_element, element_index: list_position({{ array_expression }}, array_element) = element_index
+    )), 0)
+{%- endmacro %}
+
+
+{#- interleaving_team_item_count(items_expression, team, items_unique_expression): the shown items
+    credited to `team` ('A' or 'B'), i.e. the entries with a rank and that team that come first for
+    their item in (rank, array position) order. items_unique_expression is a boolean expression,
+    true when no item_id repeats in the list: then every ranked entry comes first for its item and
+    the pairwise check is skipped. 0 for a null list. -#}
+{% macro interleaving_team_item_count(items_expression, team, items_unique_expression) -%}
+    {{ return(adapter.dispatch('interleaving_team_item_count', 'recsys_eval')(
+        items_expression, team, items_unique_expression)) }}
+{%- endmacro %}
+
+{% macro default__interleaving_team_item_count(items_expression, team, items_unique_expression) -%}
+    case
+        when {{ items_expression }} is null then 0
+        when {{ items_unique_expression }} then size(filter(
+            {{ items_expression }},
+            shown_entry -> shown_entry.rank is not null
+                and upper(coalesce(shown_entry.team, '')) = {{ recsys_eval.string_literal(team) }}
+        ))
+        else size(filter(
+            {{ items_expression }},
+            (shown_entry, entry_index) -> shown_entry.rank is not null
+                and upper(coalesce(shown_entry.team, '')) = {{ recsys_eval.string_literal(team) }}
+                and size(filter(
+                    {{ items_expression }},
+                    (other_entry, other_index) -> coalesce(other_entry.item_id, '') = coalesce(shown_entry.item_id, '')
+                        and (
+                            other_entry.rank < shown_entry.rank
+                            or (other_entry.rank = shown_entry.rank and other_index < entry_index)
+                        )
+                )) = 0
+        ))
+    end
+{%- endmacro %}
+
+{% macro duckdb__interleaving_team_item_count(items_expression, team, items_unique_expression) -%}
+    coalesce(case
+        when {{ items_unique_expression }} then len(list_filter(
+            {{ items_expression }},
+            lambda shown_entry: shown_entry.rank is not null
+            and upper(coalesce(shown_entry.team, '')) = {{ recsys_eval.string_literal(team) }}
+        ))
+        else len(list_filter(
+            {{ items_expression }},
+            lambda shown_entry, entry_index: shown_entry.rank is not null
+            and upper(coalesce(shown_entry.team, '')) = {{ recsys_eval.string_literal(team) }}
+            and len(list_filter(
+                {{ items_expression }},
+                lambda other_entry, other_index: coalesce(other_entry.item_id, '') = coalesce(shown_entry.item_id, '')
+                and (
+                    other_entry.rank < shown_entry.rank
+                    or (other_entry.rank = shown_entry.rank and other_index < entry_index)
+                )
+            )) = 0
+        ))
+    end, 0)
+{%- endmacro %}
+
+
+{#- interleaving_min_rank(items_expression): the smallest rank of the entries (null when none has
+    one): a list's first slot, or an item's slot when the entries are the item's. -#}
+{% macro interleaving_min_rank(items_expression) -%}
+    {{ return(adapter.dispatch('interleaving_min_rank', 'recsys_eval')(items_expression)) }}
+{%- endmacro %}
+
+{% macro default__interleaving_min_rank(items_expression) -%}
+    array_min(transform({{ items_expression }}, shown_entry -> shown_entry.rank))
+{%- endmacro %}
+
+{% macro duckdb__interleaving_min_rank(items_expression) -%}
+    list_min(list_transform({{ items_expression }}, lambda shown_entry: shown_entry.rank))
+{%- endmacro %}
+
+
+{#- interleaving_team_at_rank(items_expression, rank_expression): the team (upper-cased, '' when
+    missing) of the first entry in array order whose rank is rank_expression (pass the entries'
+    interleaving_min_rank: the team of the first slot, or an item's team); null when
+    rank_expression is null. -#}
+{% macro interleaving_team_at_rank(items_expression, rank_expression) -%}
+    {{ return(adapter.dispatch('interleaving_team_at_rank', 'recsys_eval')(items_expression, rank_expression)) }}
+{%- endmacro %}
+
+{% macro default__interleaving_team_at_rank(items_expression, rank_expression) -%}
+    case
+        when {{ rank_expression }} is not null then upper(coalesce(try_element_at(
+            {{ items_expression }},
+            cast(array_position(
+                transform({{ items_expression }}, shown_entry -> shown_entry.rank), {{ rank_expression }}
+            ) as int)
+        ).team, ''))
+    end
+{%- endmacro %}
+
+{% macro duckdb__interleaving_team_at_rank(items_expression, rank_expression) -%}
+    case
+        when {{ rank_expression }} is not null then upper(coalesce(struct_extract({{ items_expression }}[
+            list_position(list_transform({{ items_expression }}, lambda shown_entry: shown_entry.rank), {{ rank_expression }})
+        ], 'team'), ''))
+    end
+{%- endmacro %}
+
+
+{#- interleaving_item_entries(items_expression, item_id_expression): the entries of one item
+    (item_id_expression is compared with the entries' item_id, '' when missing), in list order;
+    empty when the list does not show it. -#}
+{% macro interleaving_item_entries(items_expression, item_id_expression) -%}
+    {{ return(adapter.dispatch('interleaving_item_entries', 'recsys_eval')(items_expression, item_id_expression)) }}
+{%- endmacro %}
+
+{% macro default__interleaving_item_entries(items_expression, item_id_expression) -%}
+    filter({{ items_expression }}, shown_entry -> coalesce(shown_entry.item_id, '') = {{ item_id_expression }})
+{%- endmacro %}
+
+{% macro duckdb__interleaving_item_entries(items_expression, item_id_expression) -%}
+    list_filter({{ items_expression }}, lambda shown_entry: coalesce(shown_entry.item_id, '') = {{ item_id_expression }})
+{%- endmacro %}

@@ -8,29 +8,9 @@ impressions as (
 
 ),
 
-shown_items as (
-
-    select * from {{ ref('int_recsys_eval__interleaving_shown_items') }}
-
-),
-
 credits as (
 
     select * from {{ ref('fct_interleaving_credits') }}
-
-),
-
-list_facts as (
-
-    select
-        request_id,
-        count(*) as items_shown,
-        sum(case when team = 'A' then 1 else 0 end) as team_a_items,
-        sum(case when team = 'B' then 1 else 0 end) as team_b_items,
-        {{ recsys_eval.arg_min_value('team', 'slot') }} as first_team
-
-    from shown_items
-    group by request_id
 
 ),
 
@@ -56,16 +36,14 @@ joined as (
         impressions.source,
         impressions.algorithm,
         impressions.rankers_agree,
-        cast(coalesce(list_facts.items_shown, 0) as {{ dbt.type_bigint() }}) as items_shown,
-        cast(coalesce(list_facts.team_a_items, 0) as {{ dbt.type_bigint() }}) as team_a_items,
-        cast(coalesce(list_facts.team_b_items, 0) as {{ dbt.type_bigint() }}) as team_b_items,
-        list_facts.first_team,
+        cast(coalesce(impressions.items_shown, 0) as {{ dbt.type_bigint() }}) as items_shown,
+        cast(coalesce(impressions.team_a_items, 0) as {{ dbt.type_bigint() }}) as team_a_items,
+        cast(coalesce(impressions.team_b_items, 0) as {{ dbt.type_bigint() }}) as team_b_items,
+        impressions.first_team,
         cast(coalesce(credit_facts.credits_a, 0) as {{ dbt.type_bigint() }}) as credits_a,
         cast(coalesce(credit_facts.credits_b, 0) as {{ dbt.type_bigint() }}) as credits_b
 
     from impressions
-    left join list_facts
-        on impressions.request_id = list_facts.request_id
     left join credit_facts
         on impressions.request_id = credit_facts.request_id
 
