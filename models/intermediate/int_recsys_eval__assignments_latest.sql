@@ -1,4 +1,9 @@
-{{ config(enabled=var('recsys_eval__using_assignments', true)) }}
+{#- DuckDB: a view, so a consumer reads only the columns it needs (the context maps are never
+    written); elsewhere a table -#}
+{{ config(
+    enabled=var('recsys_eval__using_assignments', true),
+    materialized=('view' if target.type == 'duckdb' else 'table')
+) }}
 
 with
 
@@ -8,20 +13,30 @@ assignments as (
 
 ),
 
-valid as (
+in_experiment_keys as (
 
-    -- rows with an empty request_id or variant are "missing" and skipped (reference §2.4)
-    select * from assignments
+    -- rows with an empty request_id or variant are "missing" and skipped (reference §2.4); the
+    -- experiment filter applied. Only the key columns: each step reads the assignments once
+    select
+        request_id,
+        load_seq * 4294967296 + line_no as row_key
+
+    from assignments
     where
         request_id != ''
         and variant != ''
+        and {{ recsys_eval.matches_experiment('experiment_id') }}
 
 ),
 
 in_experiment as (
 
-    select * from valid
-    where {{ recsys_eval.matches_experiment('experiment_id') }}
+    -- the same rows, every column
+    select * from assignments
+    where
+        request_id != ''
+        and variant != ''
+        and {{ recsys_eval.matches_experiment('experiment_id') }}
 
 ),
 
@@ -32,10 +47,10 @@ last_rows as (
     -- that would carry the context through its sort
     select
         request_id,
-        max(load_seq * 4294967296 + line_no) as last_row_key,
+        max(row_key) as last_row_key,
         count(*) as request_assignment_rows
 
-    from in_experiment
+    from in_experiment_keys
     group by request_id
 
 ),

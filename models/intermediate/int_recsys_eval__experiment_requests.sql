@@ -1,4 +1,9 @@
-{{ config(enabled=var('recsys_eval__using_assignments', true)) }}
+{#- DuckDB: a view, so each consumer reads only the columns it needs from int_recsys_eval__requests
+    (most of them a few narrow columns; nothing is written twice); elsewhere a table -#}
+{{ config(
+    enabled=var('recsys_eval__using_assignments', true),
+    materialized=('view' if target.type == 'duckdb' else 'table')
+) }}
 {%- set experiment = recsys_eval.experiment_config() -%}
 {%- set covariate_key = experiment.cuped_covariate_key %}
 

@@ -8,100 +8,10 @@ experiment_requests as (
 
 ),
 
-scoped_requests as (
+segment_sums as (
 
-    -- every case once in the global scope and once in its experiment segment (reference §5.3)
+    -- the per-case sums of each experiment segment x variant, in one grouped pass over the cases
     select
-        'global' as scope,
-        '__global__' as segment_key,
-        variant,
-        unit_id,
-        is_user_unit,
-        click_count,
-        conversion_count,
-        revenue,
-        clicked,
-        converted,
-        is_empty_list,
-        latency_ms,
-        is_error,
-        covariate_value,
-        exposed_at_epoch_us
-
-    from experiment_requests
-
-    union all
-
-    select
-        'segment' as scope,
-        segment_key,
-        variant,
-        unit_id,
-        is_user_unit,
-        click_count,
-        conversion_count,
-        revenue,
-        clicked,
-        converted,
-        is_empty_list,
-        latency_ms,
-        is_error,
-        covariate_value,
-        exposed_at_epoch_us
-
-    from experiment_requests
-
-),
-
-unit_tallies as (
-
-    -- one row per randomization unit (user) of the group: its requests and events in the group
-    select
-        scope,
-        segment_key,
-        variant,
-        unit_id,
-        is_user_unit,
-        count(*) as requests,
-        sum(click_count) as clicks,
-        sum(conversion_count) as conversions
-
-    from scoped_requests
-    group by
-        scope,
-        segment_key,
-        variant,
-        unit_id,
-        is_user_unit
-
-),
-
-unit_moments as (
-
-    -- sufficient statistics of the user-level delta method (ratio metrics events / requests over users)
-    select
-        scope,
-        segment_key,
-        variant,
-        count(*) as units,
-        sum(requests * requests) as unit_requests_squared_sum,
-        sum(clicks * clicks) as unit_clicks_squared_sum,
-        sum(clicks * requests) as unit_clicks_requests_sum,
-        sum(conversions * conversions) as unit_conversions_squared_sum,
-        sum(conversions * requests) as unit_conversions_requests_sum
-
-    from unit_tallies
-    group by
-        scope,
-        segment_key,
-        variant
-
-),
-
-aggregated as (
-
-    select
-        scope,
         segment_key,
         variant,
 
@@ -130,48 +40,234 @@ aggregated as (
         sum(case when covariate_value is not null then clicked else 0 end) as covariate_clicked,
         sum(case when covariate_value is not null then converted else 0 end) as covariate_converted
 
-    from scoped_requests
+    from experiment_requests
     group by
-        scope,
         segment_key,
         variant
+
+),
+
+segment_unit_tallies as (
+
+    -- one row per experiment segment x variant x randomization unit (user): its requests and events
+    -- in the segment; the global unit tallies add up the unit's segments
+    select
+        segment_key,
+        variant,
+        unit_id,
+        is_user_unit,
+        count(*) as requests,
+        sum(click_count) as clicks,
+        sum(conversion_count) as conversions
+
+    from experiment_requests
+    group by
+        segment_key,
+        variant,
+        unit_id,
+        is_user_unit
+
+),
+
+global_unit_tallies as (
+
+    -- the same unit across the segments of its variant: one row per variant x unit, its tallies
+    select
+        variant,
+        unit_id,
+        is_user_unit,
+        sum(requests) as requests,
+        sum(clicks) as clicks,
+        sum(conversions) as conversions
+
+    from segment_unit_tallies
+    group by
+        variant,
+        unit_id,
+        is_user_unit
+
+),
+
+segment_unit_moments as (
+
+    -- the unit sums of the user-level delta method (ratio metrics events / requests over users)
+    select
+        segment_key,
+        variant,
+        count(*) as units,
+        sum(requests * requests) as unit_requests_squared_sum,
+        sum(clicks * clicks) as unit_clicks_squared_sum,
+        sum(clicks * requests) as unit_clicks_requests_sum,
+        sum(conversions * conversions) as unit_conversions_squared_sum,
+        sum(conversions * requests) as unit_conversions_requests_sum
+
+    from segment_unit_tallies
+    group by
+        segment_key,
+        variant
+
+),
+
+segment_groups as (
+
+    -- scope 'segment': one row per experiment segment x variant
+    select
+        segment_sums.segment_key,
+        segment_sums.variant,
+        segment_sums.exposures,
+        segment_sums.clicks,
+        segment_sums.conversions,
+        segment_sums.revenue,
+        segment_sums.clicks_squared_sum,
+        segment_sums.conversions_squared_sum,
+        segment_sums.first_exposed_at_epoch_us,
+        segment_sums.last_exposed_at_epoch_us,
+        segment_sums.error_exposures,
+        segment_sums.empty_exposures,
+        segment_sums.latency_exposures,
+        segment_sums.covariate_exposures,
+        segment_sums.covariate_sum,
+        segment_sums.covariate_clicked,
+        segment_sums.covariate_converted,
+        segment_unit_moments.units,
+        segment_unit_moments.unit_requests_squared_sum,
+        segment_unit_moments.unit_clicks_squared_sum,
+        segment_unit_moments.unit_clicks_requests_sum,
+        segment_unit_moments.unit_conversions_squared_sum,
+        segment_unit_moments.unit_conversions_requests_sum
+
+    from segment_sums
+    inner join segment_unit_moments
+        on
+            segment_sums.segment_key = segment_unit_moments.segment_key
+            and segment_sums.variant = segment_unit_moments.variant
+
+),
+
+global_sums as (
+
+    -- scope 'global', the per-case sums: the variant's segments add up
+    select
+        variant,
+        sum(exposures) as exposures,
+        sum(clicks) as clicks,
+        sum(conversions) as conversions,
+        sum(revenue) as revenue,
+        sum(clicks_squared_sum) as clicks_squared_sum,
+        sum(conversions_squared_sum) as conversions_squared_sum,
+        min(first_exposed_at_epoch_us) as first_exposed_at_epoch_us,
+        max(last_exposed_at_epoch_us) as last_exposed_at_epoch_us,
+        sum(error_exposures) as error_exposures,
+        sum(empty_exposures) as empty_exposures,
+        sum(latency_exposures) as latency_exposures,
+        sum(covariate_exposures) as covariate_exposures,
+        sum(covariate_sum) as covariate_sum,
+        sum(covariate_clicked) as covariate_clicked,
+        sum(covariate_converted) as covariate_converted
+
+    from segment_sums
+    group by variant
+
+),
+
+global_unit_moments as (
+
+    -- scope 'global', the unit sums: over the variant's units (a unit counts once across segments)
+    select
+        variant,
+        count(*) as units,
+        sum(requests * requests) as unit_requests_squared_sum,
+        sum(clicks * clicks) as unit_clicks_squared_sum,
+        sum(clicks * requests) as unit_clicks_requests_sum,
+        sum(conversions * conversions) as unit_conversions_squared_sum,
+        sum(conversions * requests) as unit_conversions_requests_sum
+
+    from global_unit_tallies
+    group by variant
+
+),
+
+global_groups as (
+
+    select
+        global_sums.variant,
+        global_sums.exposures,
+        global_sums.clicks,
+        global_sums.conversions,
+        global_sums.revenue,
+        global_sums.clicks_squared_sum,
+        global_sums.conversions_squared_sum,
+        global_sums.first_exposed_at_epoch_us,
+        global_sums.last_exposed_at_epoch_us,
+        global_sums.error_exposures,
+        global_sums.empty_exposures,
+        global_sums.latency_exposures,
+        global_sums.covariate_exposures,
+        global_sums.covariate_sum,
+        global_sums.covariate_clicked,
+        global_sums.covariate_converted,
+        global_unit_moments.units,
+        global_unit_moments.unit_requests_squared_sum,
+        global_unit_moments.unit_clicks_squared_sum,
+        global_unit_moments.unit_clicks_requests_sum,
+        global_unit_moments.unit_conversions_squared_sum,
+        global_unit_moments.unit_conversions_requests_sum
+
+    from global_sums
+    inner join global_unit_moments
+        on global_sums.variant = global_unit_moments.variant
+
+),
+
+aggregated as (
+
+    -- every group once in the global scope and once per experiment segment (reference §5.3)
+    select
+        'global' as scope,
+        '__global__' as segment_key,
+        *
+
+    from global_groups
+
+    union all
+
+    select
+        'segment' as scope,
+        *
+
+    from segment_groups
 
 ),
 
 final as (
 
     select
-        aggregated.scope,
-        aggregated.segment_key,
-        aggregated.variant,
-        cast(aggregated.exposures as {{ dbt.type_bigint() }}) as exposures,
-        cast(aggregated.clicks as {{ dbt.type_bigint() }}) as clicks,
-        cast(aggregated.conversions as {{ dbt.type_bigint() }}) as conversions,
-        cast(aggregated.revenue as {{ recsys_eval.type_double() }}) as revenue,
-        cast(aggregated.clicks_squared_sum as {{ dbt.type_bigint() }}) as clicks_squared_sum,
-        cast(aggregated.conversions_squared_sum as {{ dbt.type_bigint() }}) as conversions_squared_sum,
-        aggregated.first_exposed_at_epoch_us,
-        aggregated.last_exposed_at_epoch_us,
-        cast(aggregated.error_exposures as {{ dbt.type_bigint() }}) as error_exposures,
-        cast(aggregated.empty_exposures as {{ dbt.type_bigint() }}) as empty_exposures,
-        cast(aggregated.latency_exposures as {{ dbt.type_bigint() }}) as latency_exposures,
-        cast(aggregated.covariate_exposures as {{ dbt.type_bigint() }}) as covariate_exposures,
-        cast(aggregated.covariate_sum as {{ recsys_eval.type_double() }}) as covariate_sum,
-        cast(aggregated.covariate_clicked as {{ dbt.type_bigint() }}) as covariate_clicked,
-        cast(aggregated.covariate_converted as {{ dbt.type_bigint() }}) as covariate_converted,
-        cast(unit_moments.units as {{ dbt.type_bigint() }}) as units,
-        cast(unit_moments.unit_requests_squared_sum as {{ dbt.type_bigint() }}) as unit_requests_squared_sum,
-        cast(unit_moments.unit_clicks_squared_sum as {{ dbt.type_bigint() }}) as unit_clicks_squared_sum,
-        cast(unit_moments.unit_clicks_requests_sum as {{ dbt.type_bigint() }}) as unit_clicks_requests_sum,
-        cast(unit_moments.unit_conversions_squared_sum as {{ dbt.type_bigint() }}) as unit_conversions_squared_sum,
-        cast(unit_moments.unit_conversions_requests_sum as {{ dbt.type_bigint() }}) as unit_conversions_requests_sum
+        scope,
+        segment_key,
+        variant,
+        cast(exposures as {{ dbt.type_bigint() }}) as exposures,
+        cast(clicks as {{ dbt.type_bigint() }}) as clicks,
+        cast(conversions as {{ dbt.type_bigint() }}) as conversions,
+        cast(revenue as {{ recsys_eval.type_double() }}) as revenue,
+        cast(clicks_squared_sum as {{ dbt.type_bigint() }}) as clicks_squared_sum,
+        cast(conversions_squared_sum as {{ dbt.type_bigint() }}) as conversions_squared_sum,
+        first_exposed_at_epoch_us,
+        last_exposed_at_epoch_us,
+        cast(error_exposures as {{ dbt.type_bigint() }}) as error_exposures,
+        cast(empty_exposures as {{ dbt.type_bigint() }}) as empty_exposures,
+        cast(latency_exposures as {{ dbt.type_bigint() }}) as latency_exposures,
+        cast(covariate_exposures as {{ dbt.type_bigint() }}) as covariate_exposures,
+        cast(covariate_sum as {{ recsys_eval.type_double() }}) as covariate_sum,
+        cast(covariate_clicked as {{ dbt.type_bigint() }}) as covariate_clicked,
+        cast(covariate_converted as {{ dbt.type_bigint() }}) as covariate_converted,
+        cast(units as {{ dbt.type_bigint() }}) as units,
+        cast(unit_requests_squared_sum as {{ dbt.type_bigint() }}) as unit_requests_squared_sum,
+        cast(unit_clicks_squared_sum as {{ dbt.type_bigint() }}) as unit_clicks_squared_sum,
+        cast(unit_clicks_requests_sum as {{ dbt.type_bigint() }}) as unit_clicks_requests_sum,
+        cast(unit_conversions_squared_sum as {{ dbt.type_bigint() }}) as unit_conversions_squared_sum,
+        cast(unit_conversions_requests_sum as {{ dbt.type_bigint() }}) as unit_conversions_requests_sum
 
     from aggregated
-    inner join unit_moments
-        on
-            aggregated.scope = unit_moments.scope
-            and aggregated.segment_key = unit_moments.segment_key
-            and aggregated.variant = unit_moments.variant
 
 )
 

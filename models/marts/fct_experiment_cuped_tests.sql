@@ -34,7 +34,7 @@ covariate_requests as (
     -- Y - theta (X - mean(X)): the global theta and mean, as the reference's point estimates
     select
         experiment_requests.variant,
-        experiment_requests.segment_key,
+        experiment_requests.segment_key as request_segment_key,
         experiment_requests.clicked,
         experiment_requests.converted,
         experiment_requests.clicked
@@ -51,41 +51,14 @@ covariate_requests as (
 
 ),
 
-scoped_requests as (
-
-    -- every case once in the global scope and once in its experiment segment (reference §5.3)
-    select
-        'global' as scope,
-        '__global__' as segment_key,
-        variant,
-        clicked,
-        converted,
-        clicked_adjusted,
-        converted_adjusted
-
-    from covariate_requests
-
-    union all
-
-    select
-        'segment' as scope,
-        segment_key,
-        variant,
-        clicked,
-        converted,
-        clicked_adjusted,
-        converted_adjusted
-
-    from covariate_requests
-
-),
-
 group_moments as (
 
-    -- means and population variances (divide by n) per group, before and after the adjustment
+    -- means and population variances (divide by n) per group, before and after the adjustment, in
+    -- one grouped pass: every case once in the global scope (the rollup's variant level) and once in
+    -- its experiment segment (reference §5.3); the rollup's grand total is dropped
     select
-        scope,
-        segment_key,
+        case when grouping(request_segment_key) = 1 then 'global' else 'segment' end as scope,
+        case when grouping(request_segment_key) = 1 then '__global__' else request_segment_key end as segment_key,
         variant,
         count(*) as covariate_exposures,
         avg(cast(clicked as {{ double }})) as clicked_mean,
@@ -97,11 +70,9 @@ group_moments as (
         var_pop(clicked_adjusted) as clicked_adjusted_variance,
         var_pop(converted_adjusted) as converted_adjusted_variance
 
-    from scoped_requests
-    group by
-        scope,
-        segment_key,
-        variant
+    from covariate_requests
+    group by rollup(variant, request_segment_key)
+    having grouping(variant) = 0
 
 ),
 

@@ -33,28 +33,51 @@ thresholds as (
 
 ),
 
-latencies_ranked as (
+latency_counts as (
 
+    -- one row per variant and distinct latency: how many cases have it (a grouped pass, no sort of
+    -- the cases)
     select
         variant,
         latency_ms,
-        row_number() over (partition by variant order by latency_ms) as latency_rank,
-        count(*) over (partition by variant) as latency_exposures
+        count(*) as latency_cases
 
     from experiment_requests
     where latency_ms is not null
+    group by
+        variant,
+        latency_ms
+
+),
+
+latencies_running as (
+
+    -- per variant, the cases at or below each distinct latency and the variant's case count
+    select
+        variant,
+        latency_ms,
+        sum(latency_cases) over (
+            partition by variant
+            order by latency_ms
+            rows between unbounded preceding and current row
+        ) as running_cases,
+        sum(latency_cases) over (partition by variant) as latency_exposures
+
+    from latency_counts
 
 ),
 
 latency_p95 as (
 
-    -- the reference's floor-style percentile: the value at 0-based index floor(0.95 (n - 1))
+    -- the reference's floor-style percentile: the value at 0-based index floor(0.95 (n - 1)), i.e.
+    -- the smallest latency whose running count reaches that 1-based rank
     select
         variant,
-        latency_ms as latency_p95_ms
+        min(latency_ms) as latency_p95_ms
 
-    from latencies_ranked
-    where latency_rank = {{ recsys_eval.experiment_floor_rank('latency_exposures', '9.5e-1') }}
+    from latencies_running
+    where running_cases >= {{ recsys_eval.experiment_floor_rank('latency_exposures', '9.5e-1') }}
+    group by variant
 
 ),
 
