@@ -1,12 +1,15 @@
 """Helpers shared by the benchmarks in scripts/: child processes timed with their CPU time and
-peak RSS, a DuckDB profile for the benchmark's own database, and formatting."""
+peak RSS, a DuckDB profile for the benchmark's own database, the timed `dbt run` (with an
+untimed parse before it), and formatting."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +121,75 @@ def warm_parse(
     if measured.returncode != 0:
         raise BenchError(f"dbt parse failed (exit {measured.returncode})\n{tail(log)}")
     return measured
+
+
+_DBT_MAIN = "import sys; from dbt.cli.main import cli; sys.exit(cli())"
+
+
+@dataclass
+class DbtRun:
+    measured: Measured  # the timed `dbt run`
+    elapsed: float  # dbt's own elapsed_time (run_results.json): no start-up, no parse
+    models: list[tuple[str, float]] = field(default_factory=list)  # (model, s), slowest first
+    cold_parse: Measured | None = None  # the untimed full parse before it (None: timed inside)
+
+
+def run_dbt(
+    db: Path,
+    run_dir: Path,
+    project: Path,
+    profiles: Path,
+    dbt_vars: dict[str, Any],
+    select: tuple[str, ...],
+    cold_parse: bool = False,
+) -> DbtRun:
+    """`dbt run --select ...` on `db` in a child process, timed, with its own target and logs.
+
+    Unless `cold_parse`, the project is first parsed untimed with the same vars, profile and
+    database (warm_parse): the timed run then starts as a repeated run does with the CLI's parse
+    cache. A failed node or exit code raises BenchError with dbt's tail.
+    """
+    target = run_dir / "dbt-target"
+    args = [
+        "run",
+        "--project-dir", str(project),
+        "--profiles-dir", str(profiles),
+        "--target", "duckdb",
+        "--target-path", str(target),
+        "--log-path", str(run_dir / "dbt-logs"),
+        "--vars", json.dumps(dbt_vars),
+        "--no-use-colors",
+        "--select", *select,
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "RECSYS_EVAL_DUCKDB_PATH": str(db),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DO_NOT_TRACK": "1",
+    }
+    main_cmd = [sys.executable, "-c", _DBT_MAIN]
+    parse = None if cold_parse else warm_parse(main_cmd, args, env, run_dir / "dbt-parse.out")
+    log = run_dir / "dbt.out"
+    measured = run_measured([*main_cmd, *args], env, log)
+    results_path = target / "run_results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    nodes = results.get("results", [])
+    failed = [n for n in nodes if n.get("status") != "success"]
+    if measured.returncode != 0 or failed or not nodes:
+        detail = "; ".join(f"{n['unique_id']}: {n['status']} {n.get('message')}" for n in failed)
+        raise BenchError(f"dbt run failed (exit {measured.returncode}): {detail}\n{tail(log)}")
+    models = sorted(
+        ((n["unique_id"].split(".")[-1], float(n["execution_time"])) for n in nodes),
+        key=lambda m: -m[1],
+    )
+    return DbtRun(measured, float(results.get("elapsed_time", 0.0)), models, parse)
+
+
+def parse_note(run: DbtRun) -> str:
+    """How the timed run parsed the project, for the benchmark's output."""
+    if run.cold_parse is None:
+        return "full project parse included in the timed run (--cold-parse)"
+    return (
+        f"warm parse (as a repeated run with the CLI's parse cache); the untimed full parse "
+        f"before it took {run.cold_parse.seconds:.2f} s"
+    )
