@@ -1,3 +1,7 @@
+{#- DuckDB: a view (its consumers read a few columns each; the wide items and context are never
+    written twice); elsewhere a table. -#}
+{{ config(materialized=('view' if target.type == 'duckdb' else 'table')) }}
+
 with
 
 exposures as (
@@ -6,17 +10,25 @@ exposures as (
 
 ),
 
+exposure_keys as (
+
+    -- the same rows, imported a second time for the aggregate below: DuckDB materializes a CTE that is
+    -- read twice, which would copy the wide items and context; two imports are two plain scans
+    select * from {{ ref('int_recsys_eval__exposures_windowed') }}
+
+),
+
 first_rows as (
 
     -- per request_id: its first row in file order (load_seq, then line_no, as one bigint key: line
     -- numbers stay below 2^32) and its row count; an aggregate over the key columns, not a window
-    -- that would carry the wide items and context through its sort
+    -- that would carry the wide items and context through its sort. The key identifies the row, so
+    -- the join back needs no request_id (an integer join, not a string one)
     select
-        request_id,
         min(load_seq * 4294967296 + line_no) as first_row_key,
         count(*) as request_exposure_rows
 
-    from exposures
+    from exposure_keys
     group by request_id
 
 ),
@@ -29,9 +41,7 @@ ordered as (
 
     from exposures
     inner join first_rows
-        on
-            exposures.request_id = first_rows.request_id
-            and exposures.load_seq * 4294967296 + exposures.line_no = first_rows.first_row_key
+        on exposures.load_seq * 4294967296 + exposures.line_no = first_rows.first_row_key
 
 ),
 

@@ -12,35 +12,6 @@ requests as (
 
 ),
 
-items as (
-
-    select * from {{ ref('stg_recsys_eval__exposure_items') }}
-
-),
-
-outcome_exposures as (
-
-    -- only the kept exposures of requests with an outcome can have a shown outcome item
-    select distinct requests.exposure_row_id
-
-    from requests
-    inner join outcomes
-        on requests.request_id = outcomes.request_id
-
-),
-
-shown_items as (
-
-    select distinct
-        items.exposure_row_id,
-        items.item_id
-
-    from items
-    inner join outcome_exposures
-        on items.exposure_row_id = outcome_exposures.exposure_row_id
-
-),
-
 joined as (
 
     -- the join key is request_id only, exact match; no attribution window (reference §2.1)
@@ -59,17 +30,14 @@ joined as (
         -- orphan outcomes get empty tenant and surface
         coalesce(requests.tenant, '') as tenant,
         coalesce(requests.surface, '') as surface,
-        shown_items.item_id is not null as is_item_shown,
+        -- the item is in the kept exposure's list (checked on the list: no item rows)
+        {{ recsys_eval.exposure_list_contains_item('requests.items', 'outcomes.item_id') }} as is_item_shown,
         outcomes.load_seq,
         outcomes.line_no
 
     from outcomes
     left join requests
         on outcomes.request_id = requests.request_id
-    left join shown_items
-        on
-            requests.exposure_row_id = shown_items.exposure_row_id
-            and outcomes.item_id = shown_items.item_id
 
 )
 

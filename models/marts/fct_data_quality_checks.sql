@@ -1,4 +1,7 @@
 {#- Checks the reference does not make, as one long table: check x tenant x surface. -#}
+-- The item checks count stg_recsys_eval__exposure_items' rows on the lists themselves; the item view
+-- stays in the lineage (and its tests in the selections that build this mart):
+-- depends_on: {{ ref('stg_recsys_eval__exposure_items') }}
 with
 
 exposures as (
@@ -10,12 +13,6 @@ exposures as (
 requests as (
 
     select * from {{ ref('int_recsys_eval__requests') }}
-
-),
-
-items as (
-
-    select * from {{ ref('stg_recsys_eval__exposure_items') }}
 
 ),
 
@@ -85,34 +82,6 @@ check_catalog as (
 
 ),
 
-list_stats as (
-
-    -- one row per exposure row with items
-    select
-        exposure_row_id,
-        case when count(*) > count(distinct item_id) then 1 else 0 end as has_duplicate_items,
-        max(case when coalesce(item_rank, 0) != item_position then 1 else 0 end) as has_rank_gap
-
-    from items
-    group by exposure_row_id
-
-),
-
-items_flagged as (
-
-    select
-        exposure_row_id,
-        case
-            when propensity <= 0 or propensity > 1 then 1
-            when logging_propensity <= 0 or logging_propensity > 1 then 1
-            when target_propensity <= 0 or target_propensity > 1 then 1
-            else 0
-        end as is_propensity_out_of_range
-
-    from items
-
-),
-
 request_checks as (
 
     select
@@ -127,17 +96,17 @@ request_checks as (
 
 exposure_list_checks as (
 
+    -- one row per windowed exposure row; the list checks run on the list itself (no item rows): a
+    -- duplicate item_id, sorted ranks (a missing rank read as 0) that are not exactly 1..n
     select
-        exposures.tenant,
-        exposures.surface,
+        tenant,
+        surface,
         count(*) as total_rows,
-        sum(coalesce(list_stats.has_duplicate_items, 0)) as duplicate_items_in_list,
-        sum(coalesce(list_stats.has_rank_gap, 0)) as rank_gaps
+        sum({{ recsys_eval.exposure_list_has_duplicate_items('items') }}) as duplicate_items_in_list,
+        sum({{ recsys_eval.exposure_list_has_rank_gap('items') }}) as rank_gaps
 
     from exposures
-    left join list_stats
-        on exposures.exposure_row_id = list_stats.exposure_row_id
-    group by exposures.tenant, exposures.surface
+    group by tenant, surface
 
 ),
 
@@ -163,16 +132,17 @@ exposure_checks as (
 
 item_checks as (
 
+    -- one row per exposed item of the windowed exposure rows, counted on the lists; segments without
+    -- any item have no row
     select
-        exposures.tenant,
-        exposures.surface,
-        count(*) as total_rows,
-        sum(items_flagged.is_propensity_out_of_range) as propensity_out_of_range
+        tenant,
+        surface,
+        sum(item_count) as total_rows,
+        sum({{ recsys_eval.exposure_list_out_of_range_count('items') }}) as propensity_out_of_range
 
-    from items_flagged
-    inner join exposures
-        on items_flagged.exposure_row_id = exposures.exposure_row_id
-    group by exposures.tenant, exposures.surface
+    from exposures
+    where item_count > 0
+    group by tenant, surface
 
 ),
 

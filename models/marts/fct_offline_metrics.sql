@@ -1,4 +1,5 @@
 {%- set specs = recsys_eval.offline_metric_specs() %}
+{%- set dialect = recsys_eval.offline_dialect() %}
 {%- set dataset_ks = specs | selectattr('kind', 'equalto', 'dataset') | map(attribute='k') | unique | list %}
 {#- the Lk occurrences of the spec's k (without dataset specs no join row ever reaches it) -#}
 {%- set occurrence_cases = [] -%}
@@ -10,24 +11,14 @@
 {%- else -%}
 {%- set offline_top_k_occurrences = 'case metric_specs.k ' ~ (occurrence_cases | join(' ')) ~ ' end' -%}
 {%- endif %}
+-- the per-case values are fct_offline_request_metrics' (the same macro); it is built first and with it:
+-- depends_on: {{ ref('fct_offline_request_metrics') }}
 
 with
 
 cases as (
 
     select * from {{ ref('int_recsys_eval__offline_cases') }}
-
-),
-
-case_items as (
-
-    select * from {{ ref('int_recsys_eval__offline_case_items') }}
-
-),
-
-request_metrics as (
-
-    select * from {{ ref('fct_offline_request_metrics') }}
 
 ),
 
@@ -107,15 +98,47 @@ scope_cases as (
 
 ----------  per-case families: the arithmetic mean over the scope's cases
 
+relevant_case_specs as (
+
+    -- the evaluated cases with a relevant item x the per-case specs: a case without one scores 0 in every
+    -- per-case family (no hit, no AP or DCG term, no first hit), so it adds nothing to the sums
+    select
+        cases.request_id,
+        cases.segment_key,
+        cases.list_length,
+        cases.relevant_count,
+        cases.ranked_length,
+        cases.relevant_ranks,
+        cases.relevant_gains,
+        cases.ideal_gains,
+        metric_specs.metric_position,
+        metric_specs.metric_name,
+        metric_specs.metric_family,
+        metric_specs.k
+
+    from cases
+    inner join metric_specs
+        on metric_specs.metric_kind = 'per_case'
+    where cases.is_evaluated and cases.relevant_count > 0
+
+),
+
+case_metrics as (
+
+    -- the cases' rows of fct_offline_request_metrics, computed by the same macro as it goes
+    {{ recsys_eval.offline_case_metrics_sql('relevant_case_specs', dialect) }}  -- noqa: PRS
+
+),
+
 segment_case_sums as (
 
-    -- request_metrics carries the case's segment: no join; the global sums add up the segments
+    -- the case metrics carry the case's segment: no join; the global sums add up the segments
     select
         segment_key,
         metric_position,
         sum(metric_value) as metric_value_sum
 
-    from request_metrics
+    from case_metrics
     group by
         segment_key,
         metric_position
@@ -145,14 +168,45 @@ per_case_sums as (
 
 ----------  dataset families (reference §4.5): empty item ids are ignored throughout
 
-segment_item_counts as (
+segment_ids as (
+
+    -- a small integer per segment key, so the item aggregate below groups by (integer, item)
+    select
+        segment_key,
+        row_number() over (order by segment_key) as segment_id
+
+    from (select distinct segment_key from cases) as segment_keys
+
+),
+
+numbered_lists as (
+
+    select
+        segment_ids.segment_id,
+        cases.item_ids
+
+    from cases
+    inner join segment_ids
+        on cases.segment_key = segment_ids.segment_key
+
+),
+
+case_items as (
+
+    -- the entries of every case's full L with their 1-based position in rank order, exploded as the
+    -- mart goes (no item-level table)
+    {{ recsys_eval.unnest_list_with_position('numbered_lists', 'item_ids', 'item_id', 'item_position') }}
+
+),
+
+segment_id_item_counts as (
 
     -- one pass over the case items: per segment and item, its occurrences in the full lists and in
     -- the first k positions of each configured dataset k (one column per k: templated, so the layout
     -- rule cannot see the loop's commas)
     -- noqa: disable=LT02
     select
-        segment_key,
+        segment_id,
         item_id,
         count(*) as popularity
         {%- for k in dataset_ks %},
@@ -162,8 +216,24 @@ segment_item_counts as (
     from case_items
     where item_id != ''
     group by
-        segment_key,
+        segment_id,
         item_id
+
+),
+
+segment_item_counts as (
+
+    select
+        segment_ids.segment_key,
+        segment_id_item_counts.item_id,
+        segment_id_item_counts.popularity
+        {%- for k in dataset_ks %},
+        segment_id_item_counts.top_{{ k }}_occurrences
+        {%- endfor %}
+
+    from segment_id_item_counts
+    inner join segment_ids
+        on segment_id_item_counts.segment_id = segment_ids.segment_id
 
 ),
 
@@ -386,7 +456,8 @@ final as (
                     'dataset_values.novelty_sum', 'dataset_values.occurrences') }}
                 when 'diversity' then {{ recsys_eval.metric_diversity(
                     'dataset_values.entropy', 'dataset_values.occurrences', 'dataset_values.covered_items') }}
-                else {{ recsys_eval.safe_divide('per_case_sums.metric_value_sum', 'scope_cases.evaluated_cases') }}
+                else {{ recsys_eval.safe_divide(
+                    'coalesce(per_case_sums.metric_value_sum, 0)', 'scope_cases.evaluated_cases') }}
             end as {{ recsys_eval.type_double() }}
         ) as metric_value,
         -- the cases the value is computed over
