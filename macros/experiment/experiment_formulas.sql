@@ -183,3 +183,16 @@
         else cast(null as {{ recsys_eval.type_double() }})
     end
 {%- endmacro %}
+
+
+{#- The unit sums of the user-level delta method (ratio metrics events / requests over units), as
+    select-list items over a relation with one row per unit and its tallies `requests`, `clicks`,
+    `conversions`; used for the segment and the global scope alike. -#}
+{% macro experiment_unit_moment_sums() -%}
+    count(*) as units,
+    sum(requests * requests) as unit_requests_squared_sum,
+    sum(clicks * clicks) as unit_clicks_squared_sum,
+    sum(clicks * requests) as unit_clicks_requests_sum,
+    sum(conversions * conversions) as unit_conversions_squared_sum,
+    sum(conversions * requests) as unit_conversions_requests_sum
+{%- endmacro %}

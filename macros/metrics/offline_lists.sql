@@ -389,3 +389,21 @@
         from {{ case_specs }}
     ) as case_facts
 {%- endmacro %}
+
+
+{#- The columns the per-case metric macro reads, as select-list items over `cases` (int_recsys_eval__offline_cases)
+    joined to `specs` (the per-case metric specs): one list for fct_offline_request_metrics and fct_offline_metrics. -#}
+{% macro offline_case_spec_columns(cases, specs) -%}
+    {{ cases }}.request_id,
+    {{ cases }}.segment_key,
+    {{ cases }}.list_length,
+    {{ cases }}.relevant_count,
+    {{ cases }}.ranked_length,
+    {{ cases }}.relevant_ranks,
+    {{ cases }}.relevant_gains,
+    {{ cases }}.ideal_gains,
+    {{ specs }}.metric_position,
+    {{ specs }}.metric_name,
+    {{ specs }}.metric_family,
+    {{ specs }}.k
+{%- endmacro %}

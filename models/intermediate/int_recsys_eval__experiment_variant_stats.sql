@@ -94,12 +94,7 @@ segment_unit_moments as (
     select
         segment_key,
         variant,
-        count(*) as units,
-        sum(requests * requests) as unit_requests_squared_sum,
-        sum(clicks * clicks) as unit_clicks_squared_sum,
-        sum(clicks * requests) as unit_clicks_requests_sum,
-        sum(conversions * conversions) as unit_conversions_squared_sum,
-        sum(conversions * requests) as unit_conversions_requests_sum
+        {{ recsys_eval.experiment_unit_moment_sums() }}
 
     from segment_unit_tallies
     group by
@@ -175,12 +170,7 @@ global_unit_moments as (
     -- scope 'global', the unit sums: over the variant's units (a unit counts once across segments)
     select
         variant,
-        count(*) as units,
-        sum(requests * requests) as unit_requests_squared_sum,
-        sum(clicks * clicks) as unit_clicks_squared_sum,
-        sum(clicks * requests) as unit_clicks_requests_sum,
-        sum(conversions * conversions) as unit_conversions_squared_sum,
-        sum(conversions * requests) as unit_conversions_requests_sum
+        {{ recsys_eval.experiment_unit_moment_sums() }}
 
     from global_unit_tallies
     group by variant

@@ -103,18 +103,7 @@ relevant_case_specs as (
     -- the evaluated cases with a relevant item x the per-case specs: a case without one scores 0 in every
     -- per-case family (no hit, no AP or DCG term, no first hit), so it adds nothing to the sums
     select
-        cases.request_id,
-        cases.segment_key,
-        cases.list_length,
-        cases.relevant_count,
-        cases.ranked_length,
-        cases.relevant_ranks,
-        cases.relevant_gains,
-        cases.ideal_gains,
-        metric_specs.metric_position,
-        metric_specs.metric_name,
-        metric_specs.metric_family,
-        metric_specs.k
+        {{ recsys_eval.offline_case_spec_columns('cases', 'metric_specs') }}
 
     from cases
     inner join metric_specs

@@ -23,18 +23,7 @@ case_specs as (
 
     -- the evaluated cases (all of them in the reference dialect) x the per-case specs
     select
-        cases.request_id,
-        cases.segment_key,
-        cases.list_length,
-        cases.relevant_count,
-        cases.ranked_length,
-        cases.relevant_ranks,
-        cases.relevant_gains,
-        cases.ideal_gains,
-        metric_specs.metric_position,
-        metric_specs.metric_name,
-        metric_specs.metric_family,
-        metric_specs.k
+        {{ recsys_eval.offline_case_spec_columns('cases', 'metric_specs') }}
 
     from cases
     cross join metric_specs
