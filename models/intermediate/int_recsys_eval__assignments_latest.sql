@@ -2,7 +2,7 @@
     written); elsewhere a table -#}
 {{ config(
     enabled=var('recsys_eval__using_assignments', true),
-    materialized=('view' if target.type == 'duckdb' else 'table')
+    materialized=recsys_eval.view_on_duckdb()
 ) }}
 
 with

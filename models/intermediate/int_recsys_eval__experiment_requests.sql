@@ -2,7 +2,7 @@
     (most of them a few narrow columns; nothing is written twice); elsewhere a table -#}
 {{ config(
     enabled=var('recsys_eval__using_assignments', true),
-    materialized=('view' if target.type == 'duckdb' else 'table')
+    materialized=recsys_eval.view_on_duckdb()
 ) }}
 {%- set experiment = recsys_eval.experiment_config() -%}
 {%- set covariate_key = experiment.cuped_covariate_key %}

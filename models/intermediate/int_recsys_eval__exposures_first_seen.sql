@@ -1,6 +1,6 @@
 {#- DuckDB: a view (its consumers read a few columns each; the wide items and context are never
     written twice); elsewhere a table. -#}
-{{ config(materialized=('view' if target.type == 'duckdb' else 'table')) }}
+{{ config(materialized=recsys_eval.view_on_duckdb()) }}
 
 with
 

@@ -2,7 +2,7 @@
     1M-row table written twice); a table elsewhere. -#}
 {{ config(
     enabled=var('recsys_eval__using_rankers', true),
-    materialized=('view' if target.type == 'duckdb' else 'table')
+    materialized=recsys_eval.view_on_duckdb()
 ) }}
 -- depends_on: {{ ref('stg_recsys_eval__interleaved_exposures') }}
 {%- set interleaving = recsys_eval.interleaving_config() %}

@@ -1,7 +1,7 @@
 {%- set dialect = recsys_eval.offline_dialect() -%}
 {#- DuckDB: a view (fct_offline_metrics reads it once and holds it in memory; writing the lists would
     cost more than building them); elsewhere a table. #}
-{{ config(materialized=('view' if target.type == 'duckdb' else 'table')) }}
+{{ config(materialized=recsys_eval.view_on_duckdb()) }}
 -- L is the kept exposure's stg_recsys_eval__exposure_items in item_position order, built on the list
 -- itself; the item view stays in the lineage (and its tests in the selections that build this model):
 -- depends_on: {{ ref('stg_recsys_eval__exposure_items') }}

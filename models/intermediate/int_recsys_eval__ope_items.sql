@@ -3,7 +3,7 @@
 {%- set reward_column = 'last_outcome_reward' if ope.reward_model == 'reference' else 'last_reward_event_reward' -%}
 {#- a view on DuckDB: its consumers each read the columns they need in one pass, so the 10 rows per
     exposure row are never written; a table elsewhere -#}
-{{ config(materialized=('view' if target.type == 'duckdb' else 'table')) }}
+{{ config(materialized=recsys_eval.view_on_duckdb()) }}
 
 with
 {% if ope.slice_keys | length > 0 %}

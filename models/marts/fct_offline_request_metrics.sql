@@ -2,7 +2,7 @@
 {%- set dialect = recsys_eval.offline_dialect() -%}
 {#- DuckDB: a view (one row per case and spec is cheap to compute from the case's lists and costly to
     write; fct_offline_metrics aggregates it as it goes); elsewhere a table. #}
-{{ config(materialized=('view' if target.type == 'duckdb' else 'table')) }}
+{{ config(materialized=recsys_eval.view_on_duckdb()) }}
 
 with
 
