@@ -13,13 +13,13 @@ assignments as (
 
 ),
 
-in_experiment_keys as (
+in_experiment as (
 
     -- rows with an empty request_id or variant are "missing" and skipped (reference §2.4); the
-    -- experiment filter applied. Only the key columns: each step reads the assignments once
+    -- experiment filter applied
     select
-        request_id,
-        load_seq * 4294967296 + line_no as row_key
+        *,
+        {{ recsys_eval.file_position_key() }} as row_key
 
     from assignments
     where
@@ -29,63 +29,27 @@ in_experiment_keys as (
 
 ),
 
-in_experiment as (
-
-    -- the same rows, every column
-    select * from assignments
-    where
-        request_id != ''
-        and variant != ''
-        and {{ recsys_eval.matches_experiment('experiment_id') }}
-
-),
-
-last_rows as (
-
-    -- per request_id: its last row in file order (load_seq, then line_no, as one bigint key: line
-    -- numbers stay below 2^32) and its row count; an aggregate over the key columns, not a window
-    -- that would carry the context through its sort
-    select
-        request_id,
-        max(row_key) as last_row_key,
-        count(*) as request_assignment_rows
-
-    from in_experiment_keys
-    group by request_id
-
-),
-
-ordered as (
-
-    select
-        in_experiment.*,
-        last_rows.request_assignment_rows
-
-    from in_experiment
-    inner join last_rows
-        on
-            in_experiment.request_id = last_rows.request_id
-            and in_experiment.load_seq * 4294967296 + in_experiment.line_no = last_rows.last_row_key
-
-),
-
 latest as (
 
-    -- the last row in file order wins, even when its variant differs
+    -- the last row in file order wins, even when its variant differs: every column is the value of
+    -- that row (one grouped pass; a consumer that reads only the variant aggregates only the variant)
     select
         request_id,
-        assignment_row_id,
-        experiment_id,
-        variant,
-        user_id,
-        context,
-        {{ recsys_eval.segment_key('context', var('recsys_eval__srm_slice_keys', [])) }} as srm_segment_key,
-        assigned_at,
-        request_assignment_rows,
-        load_seq,
-        line_no
+        {{ recsys_eval.value_at_max('assignment_row_id', 'row_key') }} as assignment_row_id,
+        {{ recsys_eval.value_at_max('experiment_id', 'row_key') }} as experiment_id,
+        {{ recsys_eval.value_at_max('variant', 'row_key') }} as variant,
+        {{ recsys_eval.value_at_max('user_id', 'row_key') }} as user_id,
+        {{ recsys_eval.value_at_max('context', 'row_key') }} as context,
+        {{ recsys_eval.value_at_max(
+            recsys_eval.segment_key('context', var('recsys_eval__srm_slice_keys', [])), 'row_key'
+        ) }} as srm_segment_key,
+        {{ recsys_eval.value_at_max('assigned_at', 'row_key') }} as assigned_at,
+        count(*) as request_assignment_rows,
+        {{ recsys_eval.value_at_max('load_seq', 'row_key') }} as load_seq,
+        {{ recsys_eval.value_at_max('line_no', 'row_key') }} as line_no
 
-    from ordered
+    from in_experiment
+    group by request_id
 
 )
 

@@ -1,9 +1,6 @@
-{#- DuckDB: a view, so each consumer reads only the columns it needs from int_recsys_eval__requests
-    (most of them a few narrow columns; nothing is written twice); elsewhere a table -#}
-{{ config(
-    enabled=var('recsys_eval__using_assignments', true),
-    materialized=recsys_eval.view_on_duckdb()
-) }}
+{#- A table: the one place the per-request joins of int_recsys_eval__requests (a view on DuckDB)
+    are computed for the experiment, narrow (assigned cases, the columns the analysis reads) -#}
+{{ config(enabled=var('recsys_eval__using_assignments', true)) }}
 {%- set experiment = recsys_eval.experiment_config() -%}
 {%- set covariate_key = experiment.cuped_covariate_key %}
 
@@ -27,8 +24,8 @@ assigned as (
 final as (
 
     select
-        ----------  ids
-        request_id,
+        ----------  arm and segment (the request_id is not carried: writing 10M unique ids costs more
+        ----------  than the whole analysis reads; the rows are unique per request by construction)
         variant,
         experiment_segment_key as segment_key,
 
@@ -45,7 +42,6 @@ final as (
         case when conversion_count > 0 then 1 else 0 end as converted,
 
         ----------  serving (guardrails, reference §5.4)
-        item_count,
         is_empty_list,
         latency_ms,
         is_error,
@@ -58,8 +54,7 @@ final as (
             recsys_eval.map_lookup('context', recsys_eval.string_literal(covariate_key))) }} as covariate_value,
         {%- endif %}
 
-        ----------  timestamps
-        exposed_at,
+        ----------  timestamp (throughput span)
         {{ recsys_eval.experiment_epoch_microseconds('exposed_at') }} as exposed_at_epoch_us
 
     from assigned

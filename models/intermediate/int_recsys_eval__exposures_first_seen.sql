@@ -25,7 +25,7 @@ first_rows as (
     -- that would carry the wide items and context through its sort. The key identifies the row, so
     -- the join back needs no request_id (an integer join, not a string one)
     select
-        min(load_seq * 4294967296 + line_no) as first_row_key,
+        min({{ recsys_eval.file_position_key() }}) as first_row_key,
         count(*) as request_exposure_rows
 
     from exposure_keys
@@ -41,7 +41,7 @@ ordered as (
 
     from exposures
     inner join first_rows
-        on exposures.load_seq * 4294967296 + exposures.line_no = first_rows.first_row_key
+        on {{ recsys_eval.file_position_key('exposures.load_seq', 'exposures.line_no') }} = first_rows.first_row_key
 
 ),
 

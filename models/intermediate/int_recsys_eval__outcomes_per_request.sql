@@ -8,13 +8,14 @@ outcomes as (
 
 per_request as (
 
-    -- per-request tallies (reference §5.2): event counts, not indicators; revenue sums the
-    -- value of conversion rows only, a missing value counting as 0
+    -- per-request tallies (reference §5.2): event counts, not indicators (count of a case: a bigint,
+    -- where a sum of 0/1 is a 128-bit integer on DuckDB); revenue sums the value of conversion rows
+    -- only, a missing value counting as 0
     select
         request_id,
         count(*) as outcome_count,
-        sum(case when event_type_normalized = 'click' then 1 else 0 end) as click_count,
-        sum(case when event_type_normalized = 'conversion' then 1 else 0 end) as conversion_count,
+        count(case when event_type_normalized = 'click' then 1 end) as click_count,
+        count(case when event_type_normalized = 'conversion' then 1 end) as conversion_count,
         sum(
             case when event_type_normalized = 'conversion' then coalesce(event_value, 0) else 0 end
         ) as revenue,

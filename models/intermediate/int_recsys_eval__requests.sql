@@ -1,3 +1,6 @@
+{#- DuckDB: a view, planned with each consumer (the data-quality marts and the experiment cases read a
+    few columns each; the context maps and string ids are never written); elsewhere a table -#}
+{{ config(materialized=recsys_eval.view_on_duckdb()) }}
 {%- set using_assignments = var('recsys_eval__using_assignments', true) -%}
 
 with
@@ -56,7 +59,7 @@ joined as (
         {% if using_assignments -%}
         assignments.experiment_id,
         assignments.variant,
-        assignments.assignment_row_id is not null as is_assigned,
+        assignments.request_id is not null as is_assigned,
         {%- else -%}
         cast(null as {{ dbt.type_string() }}) as experiment_id,
         cast(null as {{ dbt.type_string() }}) as variant,
