@@ -10,9 +10,11 @@ exposures as (
 
 ),
 
-requests as (
+kept_exposures as (
 
-    select * from {{ ref('int_recsys_eval__requests') }}
+    -- the kept exposure of each request_id: int_recsys_eval__requests' rows without its outcome and
+    -- assignment joins (they keep every row, so counting needs neither)
+    select * from {{ ref('int_recsys_eval__exposures_first_seen') }}
 
 ),
 
@@ -89,7 +91,7 @@ request_checks as (
         surface,
         count(*) as requests_kept
 
-    from requests
+    from kept_exposures
     group by tenant, surface
 
 ),
