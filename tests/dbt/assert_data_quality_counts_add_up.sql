@@ -22,9 +22,10 @@ outcomes as (
 
 ),
 
-requests as (
+kept_exposures as (
 
-    select * from {{ ref('int_recsys_eval__requests') }}
+    -- the kept exposure of each request_id (int_recsys_eval__requests' rows, without its joins)
+    select * from {{ ref('int_recsys_eval__exposures_first_seen') }}
 
 ),
 
@@ -72,7 +73,7 @@ outcome_rows as (
 request_rows as (
 
     select count(*) as requests_kept
-    from requests
+    from kept_exposures
 
 ),
 

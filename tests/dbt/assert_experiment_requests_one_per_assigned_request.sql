@@ -3,8 +3,10 @@
     which the table does not carry the request_id to test directly. Per variant x segment, its rows,
     clicks, conversions and revenue must equal those of the assigned rows of int_recsys_eval__requests
     (one row per request_id, tested unique there); a fan-out or a lost case shows as a difference.
+    An invariant of the models' logic: tagged model_invariant (the seeds build runs it;
+    `recsys-eval run` only with --full-tests).
 -#}
-{{ config(enabled=var('recsys_eval__using_assignments', true)) }}
+{{ config(enabled=var('recsys_eval__using_assignments', true), tags=['model_invariant']) }}
 
 with
 

@@ -1,7 +1,9 @@
 {#-
     int_recsys_eval__requests must keep exactly one row per distinct windowed request_id, and its
-    outcome counts must add up to the joined outcomes (error).
+    outcome counts must add up to the joined outcomes (error). An invariant of the models' logic:
+    tagged model_invariant (the seeds build runs it; `recsys-eval run` only with --full-tests).
 -#}
+{{ config(tags=['model_invariant']) }}
 with
 
 exposures as (

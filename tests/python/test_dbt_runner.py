@@ -13,6 +13,7 @@ from conftest import CONFIGS
 from recsys_eval import dbt_runner
 from recsys_eval.cli import main
 from recsys_eval.errors import EXIT_ERROR, EXIT_OK
+from recsys_eval.experiment_report import EXPERIMENT_MARTS
 
 SELECT = ["+stg_recsys_eval__exposure_items"]  # a seed and two staging views: instant
 VARS = {"recsys_eval__source": "seeds"}
@@ -127,3 +128,39 @@ def test_memory_limit_reaches_duckdb(tmp_path: Path, capsys: pytest.CaptureFixtu
     ok = tmp_path / "ok.json"
     assert main([*args, "--output", str(ok), "--memory-limit", "1GB"]) == EXIT_OK
     assert ok.exists()
+
+
+def test_run_tests_the_marts_and_full_tests_adds_the_invariants(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """By default a run leaves out dbt's unit tests and the tests tagged model_invariant (the
+    staging / intermediate models' own logic, run by the seeds build in CI) and keeps the marts'
+    tests; full_tests (--full-tests) runs them all."""
+    # the selection of `recsys-eval run --mode experiment`
+    select = ["+fct_data_quality", "+fct_data_quality_checks", *(f"+{m}" for m in EXPERIMENT_MARTS)]
+    invariants = (
+        "test.recsys_eval.unique_int_recsys_eval__requests_request_id.",
+        "test.recsys_eval.assert_experiment_requests_one_per_assigned_request",
+        "test.recsys_eval.not_null_stg_recsys_eval__exposures_exposure_row_id.",
+    )
+
+    def ids(name: str, full: bool) -> dict[str, str]:
+        work = tmp_path / name
+        work.mkdir()
+        nodes = dbt_runner.build(tmp_path / f"{name}.duckdb", VARS, select, work, full_tests=full)
+        return {n.unique_id: n.status for n in nodes}
+
+    default = ids("default", False)
+    assert not [u for u in default if u.startswith("unit_test.")]
+    assert not [u for u in default if u.startswith(invariants)]
+    mart_tests = [
+        u for u in default if u.startswith("test.") and "fct_experiment_variant_metrics" in u
+    ]
+    assert mart_tests and all(default[u] == "pass" for u in mart_tests)
+    assert "model.recsys_eval.int_recsys_eval__experiment_requests" in default
+
+    full = ids("full", True)
+    for prefix in invariants:
+        assert [u for u in full if u.startswith(prefix) and full[u] == "pass"], prefix
+    assert [u for u in full if u.startswith("unit_test.") and full[u] == "pass"]
+    assert set(default) < set(full)

@@ -97,6 +97,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="DuckDB memory limit for the models, e.g. 6GB or 50%% (default: 80%% of RAM); "
         "beyond it DuckDB spills to disk",
     )
+    p.add_argument(
+        "--full-tests",
+        action="store_true",
+        help="also run dbt's unit tests and the invariants of the staging and intermediate models "
+        "(tag model_invariant; the bundled seeds build runs them in CI) on this data; by default "
+        "the run tests the marts it reads",
+    )
     add_pii_guard_flag(p)  # overrides privacy.pii_guard in the eval config
     p.set_defaults(func=main)
 
@@ -144,6 +151,7 @@ def main(args: argparse.Namespace) -> int:
             work_dir,
             parse_cache=args.database is not None,
             memory_limit=memory_limit,
+            full_tests=bool(getattr(args, "full_tests", False)),
         )
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -325,11 +333,13 @@ def build_marts(
     work_dir: Path,
     parse_cache: bool = False,
     memory_limit: str | None = None,
+    full_tests: bool = False,
 ) -> dict[str, Any]:
     """Build the models the mode needs and read back what the report uses.
 
     `parse_cache`: keep dbt's parse state for the next run on the same database (--database);
-    `memory_limit`: DuckDB's, for the models (--memory-limit).
+    `memory_limit`: DuckDB's, for the models (--memory-limit); `full_tests`: also the unit tests
+    and the model invariants (--full-tests).
     """
     from recsys_eval.dbt_runner import build
     from recsys_eval.warehouse import connect
@@ -347,7 +357,13 @@ def build_marts(
         select += list(plugin.selectors)
         build_vars.update(plugin.dbt_vars(cfg))
     build(
-        database, build_vars, select, work_dir, parse_cache=parse_cache, memory_limit=memory_limit
+        database,
+        build_vars,
+        select,
+        work_dir,
+        parse_cache=parse_cache,
+        memory_limit=memory_limit,
+        full_tests=full_tests,
     )
     con = connect(database, read_only=True)
     try:
