@@ -230,17 +230,16 @@
 {%- endmacro %}
 
 {% macro default__offline_precision_sum_at_k(ranks, k) -%}
-    coalesce(aggregate(
+    {%- set terms -%}
         transform(
             {{ ranks }},
             (entry_rank, entry_index) -> case
                 when entry_rank <= {{ k }} then {{ recsys_eval.metric_ap_term('entry_index + 1', 'entry_rank') }}
                 else cast(0 as {{ recsys_eval.type_double() }})
             end
-        ),
-        cast(0 as {{ recsys_eval.type_double() }}),
-        (term_sum, term) -> term_sum + term
-    ), cast(0 as {{ recsys_eval.type_double() }}))
+        )
+    {%- endset -%}
+    {{ recsys_eval.hof_double_sum(terms) }}
 {%- endmacro %}
 
 {% macro duckdb__offline_precision_sum_at_k(ranks, k) -%}
@@ -260,7 +259,7 @@
 {%- endmacro %}
 
 {% macro default__offline_dcg_at_k(ranks, gains, k) -%}
-    coalesce(aggregate(
+    {%- set terms -%}
         zip_with(
             {{ ranks }},
             {{ gains }},
@@ -268,10 +267,9 @@
                 when entry_rank <= {{ k }} then entry_gain * {{ recsys_eval.metric_discount('entry_rank') }}
                 else cast(0 as {{ recsys_eval.type_double() }})
             end
-        ),
-        cast(0 as {{ recsys_eval.type_double() }}),
-        (term_sum, term) -> term_sum + term
-    ), cast(0 as {{ recsys_eval.type_double() }}))
+        )
+    {%- endset -%}
+    {{ recsys_eval.hof_double_sum(terms) }}
 {%- endmacro %}
 
 {% macro duckdb__offline_dcg_at_k(ranks, gains, k) -%}
@@ -292,17 +290,16 @@
 {%- endmacro %}
 
 {% macro default__offline_ideal_dcg_at_k(ideal_gains, k) -%}
-    coalesce(aggregate(
+    {%- set terms -%}
         transform(
             {{ ideal_gains }},
             (entry_gain, entry_index) -> case
                 when entry_index < {{ k }} then entry_gain * {{ recsys_eval.metric_discount('entry_index + 1') }}
                 else cast(0 as {{ recsys_eval.type_double() }})
             end
-        ),
-        cast(0 as {{ recsys_eval.type_double() }}),
-        (term_sum, term) -> term_sum + term
-    ), cast(0 as {{ recsys_eval.type_double() }}))
+        )
+    {%- endset -%}
+    {{ recsys_eval.hof_double_sum(terms) }}
 {%- endmacro %}
 
 {% macro duckdb__offline_ideal_dcg_at_k(ideal_gains, k) -%}
@@ -406,4 +403,16 @@
     {{ specs }}.metric_name,
     {{ specs }}.metric_family,
     {{ specs }}.k
+{%- endmacro %}
+
+
+{#- hof_double_sum(array_expression): the sum of an array of doubles with a higher-order fold
+    (Spark's aggregate), 0 for a null or empty array; the one fold the default__ list metrics share
+    (DuckDB bodies use list_sum). -#}
+{% macro hof_double_sum(array_expression) -%}
+    coalesce(aggregate(
+        {{ array_expression }},
+        cast(0 as {{ recsys_eval.type_double() }}),
+        (term_sum, term) -> term_sum + term
+    ), cast(0 as {{ recsys_eval.type_double() }}))
 {%- endmacro %}
