@@ -1,24 +1,11 @@
 {#-
-    value_at_min(value_expression, order_expression) / value_at_max(...): aggregates; the value of
-    the row with the smallest / largest order_expression in the group, null when that row's value is
-    null (it is not skipped for an earlier non-null one). The order must be unique within a group
+    value_at_max(value_expression, order_expression): an aggregate; the value of the row with the
+    largest order_expression in the group, null when that row's value is null (it is not skipped
+    for an earlier non-null one). The order must be unique within a group
     (a file position), so the row is well defined. One grouped pass, no window and no join back.
-    default: min_by / max_by (Spark, Databricks, Trino, Snowflake: they keep a null value).
-    duckdb: arg_min_null / arg_max_null (DuckDB's arg_min / min_by skip rows whose value is null).
+    default: max_by (Spark, Databricks, Trino, Snowflake: it keeps a null value).
+    duckdb: arg_max_null (DuckDB's arg_max / max_by skip rows whose value is null).
 -#}
-{% macro value_at_min(value_expression, order_expression) -%}
-    {{ return(adapter.dispatch('value_at_min', 'recsys_eval')(value_expression, order_expression)) }}
-{%- endmacro %}
-
-{% macro default__value_at_min(value_expression, order_expression) -%}
-    min_by({{ value_expression }}, {{ order_expression }})
-{%- endmacro %}
-
-{% macro duckdb__value_at_min(value_expression, order_expression) -%}
-    arg_min_null({{ value_expression }}, {{ order_expression }})
-{%- endmacro %}
-
-
 {% macro value_at_max(value_expression, order_expression) -%}
     {{ return(adapter.dispatch('value_at_max', 'recsys_eval')(value_expression, order_expression)) }}
 {%- endmacro %}
