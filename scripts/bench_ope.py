@@ -7,8 +7,10 @@ For each --exposures size N this script
 1. generates the raw tables with bench_offline's generator (SQL only, deterministic per seed:
    --items entries per list with logging propensity 1/(k+2) and target 1/(k+3) at array position k,
    clicks on --click-rate of the shown entries, duplicated request ids, orphans, ...);
-2. runs `dbt run --select +fct_ope_samples` with the vars `recsys-eval run --mode ope` passes for
-   the default OPE config (request unit, click reward, no clipping, no top_k; var values from
+2. runs `dbt run --select +fct_ope_samples +int_recsys_eval__ope_rows` (the plug-in's selectors)
+   with the vars `recsys-eval run --mode ope` passes for the default OPE config (request unit,
+   click reward, no clipping, no top_k, IPS; with --dr also SNIPS, DR, DM, SNDR and Switch-DR, as
+   enable_snips / enable_dr of ../shared/reference/configs/ope.default.yaml; var values from
    recsys_eval.ope.plugin) in a child process (after one untimed parse, as a repeated run with
    the CLI's parse cache; --cold-parse times the full parse too), then the plug-in's `collect`
    (read the samples, every estimator, standard errors, the bootstrap, diagnostics, write
@@ -51,7 +53,6 @@ from bench_common import (
 from bench_offline import generate, run_hand
 
 PROJECT = Path(__file__).resolve().parents[1]
-SELECT = ("+fct_ope_samples",)
 TARGET_RATIO = 3.0
 EXIT_LIMIT = 3
 
@@ -93,7 +94,7 @@ from pathlib import Path
 from recsys_eval.config import RunConfig, apply_defaults
 from recsys_eval.modes import ModeContext
 from recsys_eval.ope.plugin import collect
-cfg = RunConfig(mode="ope", dataset={}, eval=apply_defaults({"mode": "ope"}),
+cfg = RunConfig(mode="ope", dataset={}, eval=apply_defaults(json.loads(sys.argv[3])),
                 dataset_file=Path("bench.dataset.yaml"), eval_file=Path("bench.eval.yaml"))
 out = collect(ModeContext(cfg=cfg, database=Path(sys.argv[1]), schema="main"))
 Path(sys.argv[2]).write_text(json.dumps({"section": out.section, "cases": out.cases_evaluated,
@@ -101,7 +102,20 @@ Path(sys.argv[2]).write_text(json.dumps({"section": out.section, "cases": out.ca
 """
 
 
-def ope_dbt_vars() -> dict[str, Any]:
+def ope_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The eval config the benchmark runs: the defaults, or with --dr the reference config's
+    estimators (enable_snips and enable_dr: IPS, SNIPS, DR, DM, SNDR, Switch-DR)."""
+    ope = {"enable_snips": True, "enable_dr": True} if args.dr else {}
+    return {"mode": "ope", "ope": ope}
+
+
+def ope_selectors() -> tuple[str, ...]:
+    from recsys_eval.ope.plugin import SELECTORS
+
+    return SELECTORS
+
+
+def ope_dbt_vars(args: argparse.Namespace) -> dict[str, Any]:
     from recsys_eval.config import apply_defaults
     from recsys_eval.ope.plugin import ope_vars_block
 
@@ -109,7 +123,7 @@ def ope_dbt_vars() -> dict[str, Any]:
         "recsys_eval__source": "raw",
         "recsys_eval__using_assignments": False,
         "recsys_eval__using_rankers": False,
-        "recsys_eval__ope": ope_vars_block(apply_defaults({"mode": "ope"})["ope"]),
+        "recsys_eval__ope": ope_vars_block(apply_defaults(ope_config(args))["ope"]),
     }
 
 
@@ -149,15 +163,19 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path, profiles: Path) 
         f"{data.seconds:.1f} s, {data.db_bytes / 1e6:,.0f} MB",
         flush=True,
     )
-    print(f"-- dbt run --select {' '.join(SELECT)}", flush=True)
+    select = ope_selectors()
+    print(f"-- dbt run --select {' '.join(select)}", flush=True)
     dbt = run_dbt(
-        db, run_dir, args.project_dir, profiles, ope_dbt_vars(), SELECT, cold_parse=args.cold_parse
-    )
+        db, run_dir, args.project_dir, profiles, ope_dbt_vars(args), select,
+        cold_parse=args.cold_parse,
+    )  # fmt: skip
     print("-- estimators (recsys_eval.ope.plugin.collect)", flush=True)
     out = run_dir / "collect.json"
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     collect = run_measured(
-        [sys.executable, "-c", COLLECT_CHILD, str(db), str(out)], env, run_dir / "collect.out"
+        [sys.executable, "-c", COLLECT_CHILD, str(db), str(out), json.dumps(ope_config(args))],
+        env,
+        run_dir / "collect.out",
     )
     if collect.returncode != 0 or not out.exists():
         raise BenchError(
@@ -215,6 +233,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, help="None = a temp dir, removed unless --keep")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--tolerance", type=float, default=1e-9, help="max |ours - hand| of IPS")
+    parser.add_argument(
+        "--dr",
+        action="store_true",
+        help="also SNIPS, DR, DM, SNDR and Switch-DR (the reference config's enable_snips and "
+        "enable_dr): the reward model's pass over the items is timed too",
+    )
     parser.add_argument("--max-ratio", type=float, help="exit 3 when the ratio exceeds it")
     parser.add_argument(
         "--cold-parse",

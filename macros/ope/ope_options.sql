@@ -12,6 +12,9 @@
       reward_model        exposure (default) | reference: how rewards and the DR/DM model are built
                           (docs/ope.md; `reference` reproduces the reference's numbers)
       slice_keys          exposure context keys of the per-segment estimates (default [])
+      reward_model_terms  bool (default true): compute model_logged / model_target, the reward model's
+                          terms of DM, DR, SNDR and Switch-DR; the CLI passes false when no requested
+                          estimator uses them, so the reward model and its pass over the items are skipped
 -#}
 {% macro ope_options() -%}
     {%- set configured = var('recsys_eval__ope', {}) or {} -%}
@@ -19,7 +22,8 @@
         {{ exceptions.raise_compiler_error("var recsys_eval__ope must be a mapping, got: " ~ configured) }}
     {%- endif -%}
     {%- set known = ['reward_event', 'unit', 'reward_aggregation', 'top_k', 'clipping', 'min_propensity',
-        'position_discount', 'allow_missing_target_propensity', 'reward_model', 'slice_keys'] -%}
+        'position_discount', 'allow_missing_target_propensity', 'reward_model', 'slice_keys',
+        'reward_model_terms'] -%}
     {%- for key in configured -%}
         {%- if key not in known -%}
             {{ exceptions.raise_compiler_error(
@@ -37,6 +41,7 @@
         'allow_missing_target_propensity': configured.get('allow_missing_target_propensity', false) or false,
         'reward_model': (configured.get('reward_model') or 'exposure') | string | trim | lower,
         'slice_keys': configured.get('slice_keys') or [],
+        'reward_model_terms': configured.get('reward_model_terms', true),
     } -%}
     {%- set choices = {
         'reward_event': ['click', 'conversion'],
@@ -63,6 +68,10 @@
     {%- if options['min_propensity'] < 0 -%}
         {{ exceptions.raise_compiler_error(
             "var recsys_eval__ope.min_propensity must be >= 0, got: " ~ options['min_propensity']) }}
+    {%- endif -%}
+    {%- if options['reward_model_terms'] is not boolean -%}
+        {{ exceptions.raise_compiler_error(
+            "var recsys_eval__ope.reward_model_terms must be true or false, got: " ~ options['reward_model_terms']) }}
     {%- endif -%}
     {%- if options['allow_missing_target_propensity'] is not boolean -%}
         {{ exceptions.raise_compiler_error(

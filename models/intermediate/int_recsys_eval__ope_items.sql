@@ -2,17 +2,12 @@
 {%- set min_propensity = 'cast(' ~ ope.min_propensity ~ ' as ' ~ recsys_eval.type_double() ~ ')' -%}
 {%- set reward_column = 'last_outcome_reward' if ope.reward_model == 'reference' else 'last_reward_event_reward' -%}
 {#- a view on DuckDB: its consumers each read the columns they need in one pass, so the 10 rows per
-    exposure row are never written; a table elsewhere -#}
+    exposure row are never written; a table elsewhere. The segment of a sample comes from its exposure
+    row in the consumers (int_recsys_eval__ope_rows joins it once per row, not per item). -#}
 {{ config(materialized=recsys_eval.view_on_duckdb()) }}
 
 with
-{% if ope.slice_keys | length > 0 %}
-exposures as (
 
-    select * from {{ ref('stg_recsys_eval__exposures') }}
-
-),
-{% endif %}
 exposure_items as (
 
     select * from {{ ref('stg_recsys_eval__exposure_items') }}
@@ -36,40 +31,17 @@ kept_items as (
 
 ),
 
-with_context as (
-
-    {%- if ope.slice_keys | length > 0 %}
-    select
-        kept_items.*,
-        {{ recsys_eval.segment_key('exposures.context', ope.slice_keys) }} as segment_key
-
-    from kept_items
-    inner join exposures
-        on
-            kept_items.load_seq = exposures.load_seq
-            and kept_items.line_no = exposures.line_no
-    {%- else %}
-    -- no slice keys: one segment, and no join back to the exposure rows
-    select
-        *,
-        '__all__' as segment_key
-
-    from kept_items
-    {%- endif %}
-
-),
-
 with_reward as (
 
     select
-        with_context.*,
+        kept_items.*,
         coalesce(outcome_rewards.{{ reward_column }}, 0) as reward
 
-    from with_context
+    from kept_items
     left join outcome_rewards
         on
-            with_context.request_id = outcome_rewards.request_id
-            and with_context.item_id = outcome_rewards.item_id
+            kept_items.request_id = outcome_rewards.request_id
+            and kept_items.item_id = outcome_rewards.item_id
 
 ),
 
@@ -119,7 +91,6 @@ final as (
         exposure_row_id,
         request_id,
         item_id,
-        segment_key,
 
         ----------  position
         item_position,

@@ -1,24 +1,28 @@
 {%- set ope = recsys_eval.ope_options() -%}
 {%- set double = recsys_eval.type_double() -%}
-{#- the CLI sums the item diagnostics of int_recsys_eval__ope_item_stats: it is built with this mart -#}
--- depends_on: {{ ref('int_recsys_eval__ope_item_stats') }}
+{#- request unit: the samples are the rows of int_recsys_eval__ope_rows with a sampled item, with their
+    ids joined on read (a view on DuckDB: the numbers are written once, in int_recsys_eval__ope_rows,
+    and 10M string ids are never written); item unit: one row per sampled item, a table -#}
+{{ config(materialized=('view' if target.type == 'duckdb' and ope.unit == 'request' else 'table')) }}
 
 with
 
-{% if ope.unit == 'request' -%}
+{% if ope.unit == 'request' or ope.slice_keys | length > 0 -%}
 exposures as (
 
     select * from {{ ref('stg_recsys_eval__exposures') }}
 
 ),
-{%- endif %}
 
+{% endif -%}
+{% if ope.unit == 'item' -%}
 ope_items as (
 
     select * from {{ ref('int_recsys_eval__ope_items') }}
 
 ),
 
+{% if ope.reward_model_terms -%}
 reward_model as (
 
     select * from {{ ref('int_recsys_eval__ope_reward_model') }}
@@ -31,8 +35,8 @@ item_stats as (
     select * from {{ ref('int_recsys_eval__ope_item_stats') }}
 
 ),
-{%- endif %}
 
+{% endif -%}
 fallback as (
 
     -- an item the model never observed: 0 in the reference; the mean reward per sampled item otherwise
@@ -52,11 +56,8 @@ fallback as (
 
 predicted as (
 
-    -- every listed item: conditional expressions below rather than a where clause, so the join
-    -- keeps the listed items as its probe side (a filter here makes DuckDB hash the items instead)
     select
         ope_items.*,
-        ope_items.item_status = 'sample' as is_sample,
         coalesce(reward_model.predicted_reward, fallback.predicted_reward) as predicted_reward
 
     from ope_items
@@ -66,24 +67,48 @@ predicted as (
 
 ),
 
-item_terms as (
+{% else -%}
+predicted as (
 
     select
         *,
-        reward * position_weight as discounted_reward,
-        predicted_reward * position_weight as model_logged,
-        -- the target policy's expected model reward on this listed item; items without a logging
-        -- propensity (candidates the logging policy did not show) count here and only here
-        case
-            when item_status != 'missing_target_propensity'
-                then coalesce(target_propensity, cast(0 as {{ double }})) * predicted_reward * position_weight
-        end as model_target_mass
+        cast(null as {{ double }}) as predicted_reward
 
-    from predicted
+    from ope_items
 
 ),
 
-{% if ope.unit == 'item' -%}
+{% endif -%}
+item_terms as (
+
+    select
+        predicted.*,
+        predicted.item_status = 'sample' as is_sample,
+        {%- if ope.slice_keys | length > 0 %}
+        {{ recsys_eval.segment_key('exposures.context', ope.slice_keys) }} as segment_key,
+        {%- else %}
+        '__all__' as segment_key,
+        {%- endif %}
+        predicted.reward * predicted.position_weight as discounted_reward,
+        predicted.predicted_reward * predicted.position_weight as model_logged,
+        -- the target policy's expected model reward on this listed item; items without a logging
+        -- propensity (candidates the logging policy did not show) count here and only here
+        case
+            when predicted.item_status != 'missing_target_propensity'
+                then coalesce(predicted.target_propensity, cast(0 as {{ double }}))
+                * predicted.predicted_reward * predicted.position_weight
+        end as model_target_mass
+
+    from predicted
+    {%- if ope.slice_keys | length > 0 %}
+    inner join exposures
+        on
+            predicted.load_seq = exposures.load_seq
+            and predicted.line_no = exposures.line_no
+    {%- endif %}
+
+),
+
 row_terms as (
 
     select
@@ -136,60 +161,40 @@ samples as (
 
 ),
 {%- else -%}
-row_terms as (
+ope_rows as (
 
-    -- request unit: one aggregate over every listed item of the exposure row, on its integer keys
-    -- (weight W = the mean of the items' clipped weights; reward and model = the aggregate of the
-    -- position-weighted values); rows with at least one sampled item
-    select
-        load_seq,
-        line_no,
-        avg(case when is_sample then importance_weight end) as importance_weight,
-        {{ ope.reward_aggregation }}(case when is_sample then discounted_reward end) as reward,
-        {{ ope.reward_aggregation }}(case when is_sample then model_logged end) as model_logged,
-        {%- if ope.reward_model == 'reference' %}
-        {{ ope.reward_aggregation }}(case when is_sample then model_logged end) as model_target,
-        {%- else %}
-        sum(model_target_mass) as model_target,
-        {%- endif %}
-        count(case when is_sample then 1 end) as item_count,
-        sum(case when is_sample and is_clipped then 1 else 0 end) as clipped_items
-
-    from item_terms
-    group by
-        load_seq,
-        line_no
-    having count(case when is_sample then 1 end) > 0
+    select * from {{ ref('int_recsys_eval__ope_rows') }}
 
 ),
 
 samples as (
 
-    -- the row's ids from the exposure row itself (one row per (load_seq, line_no))
+    -- request unit: the exposure rows with at least one sampled item, their ids from the row itself
     select
         exposures.exposure_row_id as sample_id,
         exposures.exposure_row_id,
         exposures.request_id,
-        {{ recsys_eval.segment_key('exposures.context', ope.slice_keys) }} as segment_key,
+        ope_rows.segment_key,
         cast(null as {{ dbt.type_string() }}) as item_id,
         cast(null as {{ dbt.type_bigint() }}) as item_position,
         cast(1 as {{ double }}) as logging_propensity,
-        row_terms.importance_weight as target_propensity,
+        ope_rows.importance_weight as target_propensity,
         cast(1 as {{ double }}) as position_weight,
-        row_terms.importance_weight,
-        row_terms.reward,
-        row_terms.model_logged,
-        row_terms.model_target,
-        row_terms.item_count,
-        row_terms.clipped_items,
-        row_terms.load_seq,
-        row_terms.line_no
+        ope_rows.importance_weight,
+        ope_rows.reward,
+        ope_rows.model_logged,
+        ope_rows.model_target,
+        ope_rows.item_count,
+        ope_rows.clipped_items,
+        ope_rows.load_seq,
+        ope_rows.line_no
 
-    from row_terms
+    from ope_rows
     inner join exposures
         on
-            row_terms.load_seq = exposures.load_seq
-            and row_terms.line_no = exposures.line_no
+            ope_rows.load_seq = exposures.load_seq
+            and ope_rows.line_no = exposures.line_no
+    where ope_rows.item_count > 0
 
 ),
 {%- endif %}

@@ -8,7 +8,7 @@ exposures as (
 
 unnested as (
 
-    {{ recsys_eval.unnest_with_ordinality('exposures', 'items', 'item', 'item_array_position') }}
+    {{ recsys_eval.unnest_list_with_position('exposures', 'items', 'item', 'item_array_position') }}
 
 ),
 

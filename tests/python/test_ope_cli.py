@@ -159,14 +159,16 @@ def test_reference_run_variants(tmp_path, ope_cfg, estimates, stats, warnings):
     ope = apply_defaults({"ope": {**ope_cfg, "reward_model": "reference"}})["ope"]
     dbt_vars = {"recsys_eval__ope": {**ope_plugin.ope_vars_block(ope), "slice_keys": []}}
     result, database = run_dbt(
-        tmp_path, "ope", command="build", dbt_vars=dbt_vars, select=["+fct_ope_samples"],
+        tmp_path, "ope", command="build", dbt_vars=dbt_vars, select=list(ope_plugin.SELECTORS),
         extra=["--exclude", "test_type:unit"],
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
     con = duckdb.connect(str(database))
     try:
         counts = ope_plugin._item_counts(con, "main")
-        samples, codes, keys, clipped = ope_plugin.read_samples(con, "main")
+        samples, codes, keys, clipped = ope_plugin.read_samples(
+            con, "main", ope["unit"], ope_plugin.uses_reward_model(ope)
+        )
     finally:
         con.close()
     section, warns, _, _ = ope_plugin.compute(samples, codes, keys, clipped, counts, ope)
@@ -244,7 +246,7 @@ def test_rank_zero_with_log2_discount_names_the_line(tmp_path):
     con.close()
     ope = apply_defaults({"ope": {"position_discount": "log2"}})
     result, _ = run_dbt(
-        tmp_path, "rank", command="run", database=database, select=["+fct_ope_samples"],
+        tmp_path, "rank", command="run", database=database, select=list(ope_plugin.SELECTORS),
         dbt_vars={"recsys_eval__source": "raw", "recsys_eval__using_assignments": False,
                   "recsys_eval__using_rankers": False,
                   "recsys_eval__ope": ope_plugin.ope_vars_block(ope["ope"])},

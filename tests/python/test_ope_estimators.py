@@ -14,7 +14,14 @@ from recsys_eval.ope.diagnostics import (
     warnings_for,
     weight_stats,
 )
-from recsys_eval.ope.estimators import Samples, bootstrap, estimate, grouped_estimates
+from recsys_eval.ope.estimators import (
+    Samples,
+    _contiguous_block_sums,
+    bootstrap,
+    estimate,
+    grouped_estimates,
+    terms_matrix,
+)
 
 NAMES = ("ips", "snips", "dr", "dm", "sndr", "switch_dr")
 
@@ -52,6 +59,26 @@ def test_empty_weight_sum_and_single_sample():
     s = Samples(*(np.array([x]) for x in (0.0, 1.0, 0.0, 0.0)))
     got = {e.name: e for e in estimate(s, ("ips", "snips"), 10.0)}
     assert got["snips"].value == 0.0 and got["ips"].variance == 0.0
+
+
+@pytest.mark.parametrize("n, blocks", [(10, 10), (10, 3), (1003, 7), (5, 1)])
+def test_block_sums_are_the_sums_over_contiguous_blocks(n, blocks):
+    """Sample i is in block floor(i * G / n): the reduceat block sums equal a bincount over those
+    block ids of the per-sample terms (terms_matrix), and every block is non-empty."""
+    rng = np.random.default_rng(n + blocks)
+    s = Samples(rng.uniform(0.1, 5, n), rng.random(n), rng.random(n), rng.random(n))
+    block_of = (np.arange(n) * blocks) // n
+    terms = terms_matrix(s, 2.0)
+    expected = np.column_stack(
+        [
+            np.bincount(block_of, weights=terms[:, k], minlength=blocks)
+            for k in range(terms.shape[1])
+        ]
+    )
+    got = _contiguous_block_sums(s, 2.0, blocks)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
+    assert (got[:, 0] > 0).all() and got[:, 0].sum() == n
 
 
 def test_grouped_matches_per_group_estimates():

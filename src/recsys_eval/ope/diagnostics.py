@@ -44,7 +44,7 @@ def weight_stats(weights: np.ndarray, clipped_items: int) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ItemCounts:
-    """Item-level counters: sums over int_recsys_eval__ope_item_stats (one row per item)."""
+    """Item-level counters: sums over int_recsys_eval__ope_rows (one row per exposure row)."""
 
     listed_items: int  # items within top_k, every status
     sample_items: int

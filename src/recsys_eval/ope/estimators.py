@@ -141,6 +141,28 @@ class Interval:
     blocks: int
 
 
+def _contiguous_block_sums(s: Samples, switch_threshold: float, blocks: int) -> np.ndarray:
+    """Sums of the SUM_COLUMNS terms over `blocks` contiguous, near-equal blocks of the samples in
+    file order, shape (blocks, len(SUM_COLUMNS)); sample i is in block floor(i * blocks / n), so
+    block g starts at ceil(g * n / blocks). One np.add.reduceat per column, no (n x 6) matrix."""
+    n = len(s)
+    starts = (np.arange(blocks, dtype=np.int64) * n + blocks - 1) // blocks
+    residual = s.weight * (s.reward - s.model_logged)
+    columns = (
+        None,  # n: the block sizes
+        s.weight,
+        s.weight * s.reward,
+        s.model_target,
+        residual,
+        np.where(s.weight <= switch_threshold, residual, 0.0),
+    )
+    out = np.empty((blocks, len(SUM_COLUMNS)))
+    out[:, 0] = np.diff(np.append(starts, n))
+    for k, column in enumerate(columns[1:], start=1):
+        out[:, k] = np.add.reduceat(column, starts)
+    return out
+
+
 def bootstrap(
     s: Samples,
     names: tuple[str, ...],
@@ -165,11 +187,7 @@ def bootstrap(
     if n == 0 or iterations <= 0:
         return {}
     blocks = min(n, max_blocks)
-    block_of = (np.arange(n, dtype=np.int64) * blocks) // n
-    terms = terms_matrix(s, switch_threshold)
-    block_sums = np.zeros((blocks, terms.shape[1]))
-    for k in range(terms.shape[1]):
-        block_sums[:, k] = np.bincount(block_of, weights=terms[:, k], minlength=blocks)
+    block_sums = _contiguous_block_sums(s, switch_threshold, blocks)
     rng = np.random.Generator(np.random.PCG64(seed))
     # B x G draws (never B x n): replicate b's block counts land in row b
     draws = rng.integers(0, blocks, size=(iterations, blocks))

@@ -23,7 +23,10 @@ from recsys_eval.ope.estimators import (
     grouped_estimates,
 )
 
-SELECTORS = ("+fct_ope_samples",)
+# int_recsys_eval__ope_rows holds the request-unit samples and every exposure row's item diagnostics
+SELECTORS = ("+fct_ope_samples", "+int_recsys_eval__ope_rows")
+# the estimators that use the reward model's terms (model_logged, model_target)
+MODEL_ESTIMATORS = frozenset({"dr", "dm", "sndr", "switch_dr"})
 NORMAL_Z = {0.8: 1.2815515655446004, 0.9: 1.6448536269514722, 0.95: 1.959963984540054,
             0.99: 2.5758293035489004}  # fmt: skip
 
@@ -55,7 +58,14 @@ def ope_vars_block(ope: dict[str, Any]) -> dict[str, Any]:
         "allow_missing_target_propensity": ope["allow_missing_target_propensity"],
         "reward_model": ope["reward_model"],
         "slice_keys": list(ope.get("slice_keys", [])),
+        # without DM / DR / SNDR / Switch-DR: no reward model, no second pass over the items
+        "reward_model_terms": uses_reward_model(ope),
     }
+
+
+def uses_reward_model(ope: dict[str, Any]) -> bool:
+    """True when some requested estimator reads model_logged / model_target."""
+    return any(name in MODEL_ESTIMATORS for name in estimator_names(ope))
 
 
 def ope_vars(cfg: RunConfig) -> dict[str, Any]:
@@ -65,9 +75,9 @@ def ope_vars(cfg: RunConfig) -> dict[str, Any]:
 # --- reading ------------------------------------------------------------------------------------
 def _check_ranks(con: Any, schema: str) -> None:
     """Reject samples without a finite log2 position weight, naming the first one; the item view is
-    read only when int_recsys_eval__ope_item_stats counted some."""
+    read only when int_recsys_eval__ope_rows counted some."""
     unranked = con.execute(
-        f'select coalesce(sum(unranked_samples), 0) from "{schema}".int_recsys_eval__ope_item_stats'
+        f'select coalesce(sum(unranked_samples), 0) from "{schema}".int_recsys_eval__ope_rows'
     ).fetchone()
     if unranked is None or int(unranked[0]) == 0:
         return
@@ -93,12 +103,12 @@ def _check_ranks(con: Any, schema: str) -> None:
 
 
 def _item_counts(con: Any, schema: str) -> diag_mod.ItemCounts:
-    """The item-level counters: sums over int_recsys_eval__ope_item_stats (one row per item)."""
+    """The item-level counters: sums over int_recsys_eval__ope_rows (one row per exposure row)."""
     row = con.execute(
         f"""
         select
             coalesce(sum(listed_items), 0),
-            coalesce(sum(sample_items), 0),
+            coalesce(sum(item_count), 0),
             coalesce(sum(no_logging_propensity_items), 0),
             coalesce(sum(missing_target_propensity_items), 0),
             coalesce(sum(near_zero_propensities), 0),
@@ -107,7 +117,7 @@ def _item_counts(con: Any, schema: str) -> diag_mod.ItemCounts:
             coalesce(sum(target_mass_without_logging), 0),
             coalesce(sum(unclipped_weight_sum), 0),
             coalesce(sum(unclipped_weight_sq_sum), 0)
-        from "{schema}".int_recsys_eval__ope_item_stats
+        from "{schema}".int_recsys_eval__ope_rows
         """
     ).fetchone()
     assert row is not None
@@ -125,38 +135,64 @@ def _item_counts(con: Any, schema: str) -> diag_mod.ItemCounts:
     )
 
 
-def read_samples(con: Any, schema: str) -> tuple[Samples, np.ndarray, list[str], int]:
-    """The samples in file order, their segment codes, the segment keys and the clipped items."""
+def read_samples(
+    con: Any, schema: str, unit: str, with_model: bool
+) -> tuple[Samples, np.ndarray, list[str], int]:
+    """The samples in file order, their segment codes, the segment keys and the clipped items.
+
+    Request unit: the rows of int_recsys_eval__ope_rows with a sampled item (fct_ope_samples is a
+    view over them that adds the ids); item unit: fct_ope_samples. Without a reward-model estimator
+    the model columns are not read (they are null) and stay zero here."""
+    if unit == "request":
+        source = f'"{schema}".int_recsys_eval__ope_rows'
+        where, order = "where item_count > 0", "load_seq, line_no"
+    else:
+        source = f'"{schema}".fct_ope_samples'
+        where, order = "", "load_seq, line_no, item_position"
     keys = [
         r[0]
         for r in con.execute(
-            f'select distinct segment_key from "{schema}".fct_ope_samples order by segment_key'
+            f"select distinct segment_key from {source} {where} order by segment_key"
         ).fetchall()
     ]
-    # the segment codes by a join with the few distinct keys (a window over every sample would sort
-    # them all once more)
-    cols = con.execute(
-        f"""
-        with segments as (
-            select segment_key, row_number() over (order by segment_key) - 1 as segment_code
-            from (select distinct segment_key from "{schema}".fct_ope_samples)
-        )
-        select
-            samples.importance_weight, samples.reward, samples.model_logged, samples.model_target,
-            samples.clipped_items, segments.segment_code
-        from "{schema}".fct_ope_samples as samples
-        inner join segments on samples.segment_key = segments.segment_key
-        order by samples.load_seq, samples.line_no, samples.item_position nulls first
+    model = "model_logged, model_target, " if with_model else ""
+    if len(keys) > 1:
+        # the segment codes by a join with the few distinct keys (a window over every sample would
+        # sort them all once more)
+        query = f"""
+            with segments as (
+                select segment_key, row_number() over (order by segment_key) - 1 as segment_code
+                from (select distinct segment_key from {source} {where})
+            )
+            select
+                samples.importance_weight, samples.reward, {model}samples.clipped_items,
+                segments.segment_code
+            from (select * from {source} {where}) as samples
+            inner join segments on samples.segment_key = segments.segment_key
+            order by {", ".join("samples." + c.strip() for c in order.split(","))}
         """
-    ).fetchnumpy()
+    else:
+        query = f"""
+            select importance_weight, reward, {model}clipped_items
+            from {source} {where}
+            order by {order}
+        """
+    cols = con.execute(query).fetchnumpy()
+    weight = np.asarray(cols["importance_weight"], dtype=np.float64)
+    zeros = np.zeros_like(weight)
     samples = Samples(
-        weight=np.asarray(cols["importance_weight"], dtype=np.float64),
+        weight=weight,
         reward=np.asarray(cols["reward"], dtype=np.float64),
-        model_logged=np.asarray(cols["model_logged"], dtype=np.float64),
-        model_target=np.asarray(cols["model_target"], dtype=np.float64),
+        model_logged=np.asarray(cols["model_logged"], dtype=np.float64) if with_model else zeros,
+        model_target=np.asarray(cols["model_target"], dtype=np.float64) if with_model else zeros,
     )
     clipped = int(np.asarray(cols["clipped_items"], dtype=np.int64).sum())
-    return samples, np.asarray(cols["segment_code"], dtype=np.int64), keys, clipped
+    codes = (
+        np.asarray(cols["segment_code"], dtype=np.int64)
+        if len(keys) > 1
+        else np.zeros(weight.shape[0], dtype=np.int64)
+    )
+    return samples, codes, keys, clipped
 
 
 # --- the section --------------------------------------------------------------------------------
@@ -364,7 +400,9 @@ def collect(ctx: ModeContext) -> ModeOutput:
     try:
         _check_ranks(con, ctx.schema)
         counts = _item_counts(con, ctx.schema)
-        samples, codes, keys, clipped = read_samples(con, ctx.schema)
+        samples, codes, keys, clipped = read_samples(
+            con, ctx.schema, ope["unit"], uses_reward_model(ope)
+        )
         if len(samples) == 0:
             raise RecsysEvalError(
                 "no valid samples for OPE: no listed item has a positive logging propensity"
