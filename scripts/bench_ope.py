@@ -154,15 +154,19 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path, profiles: Path) 
     run_dir = workdir / f"n{n}"
     run_dir.mkdir(parents=True, exist_ok=True)
     db = run_dir / "bench.duckdb"
-    for stale in (db, Path(f"{db}.wal")):
-        stale.unlink(missing_ok=True)
-    print(f"\n-- {n:,} exposures: generating {db}", flush=True)
-    data = generate(db, args, n)
-    print(
-        f"   {data.exposure_rows:,} exposure rows, {data.outcome_rows:,} outcomes, "
-        f"{data.seconds:.1f} s, {data.db_bytes / 1e6:,.0f} MB",
-        flush=True,
-    )
+    if args.reuse_data and db.exists():
+        # the raw tables of an earlier --keep run of the same size (the models are rebuilt)
+        print(f"\n-- {n:,} exposures: reusing {db}", flush=True)
+    else:
+        for stale in (db, Path(f"{db}.wal")):
+            stale.unlink(missing_ok=True)
+        print(f"\n-- {n:,} exposures: generating {db}", flush=True)
+        data = generate(db, args, n)
+        print(
+            f"   {data.exposure_rows:,} exposure rows, {data.outcome_rows:,} outcomes, "
+            f"{data.seconds:.1f} s, {data.db_bytes / 1e6:,.0f} MB",
+            flush=True,
+        )
     select = ope_selectors()
     print(f"-- dbt run --select {' '.join(select)}", flush=True)
     dbt = run_dbt(
@@ -232,6 +236,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--project-dir", type=Path, default=PROJECT)
     parser.add_argument("--workdir", type=Path, help="None = a temp dir, removed unless --keep")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument(
+        "--reuse-data",
+        action="store_true",
+        help="with --keep --workdir: reuse the raw tables an earlier run generated there "
+        "(same --exposures, --items, --click-rate, --catalog and --seed)",
+    )
     parser.add_argument("--tolerance", type=float, default=1e-9, help="max |ours - hand| of IPS")
     parser.add_argument(
         "--dr",

@@ -6,8 +6,9 @@
                                 (load_seq, line_no), 0 when that row is not of the reward event (the reference)
       last_reward_event_reward  the reward of the last row of the reward event, 0 without one (the fix)
       has_reward_event, outcome_rows
-    default: two row_number windows, then one aggregate. duckdb: arg_max over the file position in
-    the same aggregate (no sort); (load_seq, line_no) is unique per outcome row, so both pick the same row.
+    default: two row_number windows, then one aggregate. duckdb: arg_max over the file position
+    (recsys_eval.file_position_key, one bigint) in the same aggregate (no sort); (load_seq, line_no) is
+    unique per outcome row, so both pick the same row.
 -#}
 {% macro ope_last_rewards(flagged) -%}
     {{ return(adapter.dispatch('ope_last_rewards', 'recsys_eval')(flagged)) }}
@@ -51,10 +52,10 @@
         item_id,
         arg_max(
             case when is_reward_event then reward_value else cast(0 as double) end,
-            (load_seq, line_no)
+            {{ recsys_eval.file_position_key() }}
         ) as last_outcome_reward,
         coalesce(
-            arg_max(reward_value, (load_seq, line_no)) filter (where is_reward_event),
+            arg_max(reward_value, {{ recsys_eval.file_position_key() }}) filter (where is_reward_event),
             cast(0 as double)
         ) as last_reward_event_reward,
         bool_or(is_reward_event) as has_reward_event,

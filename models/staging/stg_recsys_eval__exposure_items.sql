@@ -6,9 +6,24 @@ exposures as (
 
 ),
 
+listed as (
+
+    -- only what the item rows carry: every other column of the exposure row would be copied once per
+    -- item by the unnest
+    select
+        exposure_row_id,
+        request_id,
+        items,
+        load_seq,
+        line_no
+
+    from exposures
+
+),
+
 unnested as (
 
-    {{ recsys_eval.unnest_list_with_position('exposures', 'items', 'item', 'item_array_position') }}
+    {{ recsys_eval.unnest_list_with_position('listed', 'items', 'item', 'item_array_position') }}
 
 ),
 
