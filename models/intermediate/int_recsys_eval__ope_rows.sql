@@ -1,6 +1,6 @@
 {%- set ope = recsys_eval.ope_options() -%}
 {%- set double = recsys_eval.type_double() -%}
-{#- the reward model's terms of the request unit; the item unit computes its own in fct_ope_samples -#}
+{#- the reward model's terms of the request unit; the item unit keeps them per item in fct_ope_samples -#}
 {%- set model_terms = ope.reward_model_terms and ope.unit == 'request' -%}
 {#-
     One aggregate over the listed items of each exposure row (int_recsys_eval__ope_items, a view on
@@ -10,64 +10,19 @@
 
 with
 
+{% if model_terms -%}
 ope_items as (
 
-    select * from {{ ref('int_recsys_eval__ope_items') }}
-
-),
-
-{% if model_terms -%}
-reward_model as (
-
-    select * from {{ ref('int_recsys_eval__ope_reward_model') }}
-
-),
-
-{% if ope.reward_model != 'reference' -%}
-item_stats as (
-
-    select * from {{ ref('int_recsys_eval__ope_item_stats') }}
-
-),
-
-{% endif -%}
-fallback as (
-
-    -- an item the model never observed: 0 in the reference; the mean reward per sampled item otherwise
-    {%- if ope.reward_model == 'reference' %}
-    select cast(0 as {{ double }}) as predicted_reward
-    {%- else %}
-    select
-        case
-            when sum(sample_items) > 0 then sum(sample_reward_sum) / sum(sample_items)
-            else cast(0 as {{ double }})
-        end as predicted_reward
-
-    from item_stats
-    {%- endif %}
-
-),
-
-predicted as (
-
-    -- every listed item: conditional aggregates below rather than a where clause, so the join keeps
-    -- the listed items as its probe side (a filter here makes DuckDB hash the items instead)
-    select
-        ope_items.*,
-        coalesce(reward_model.predicted_reward, fallback.predicted_reward) as predicted_reward
-
-    from ope_items
-    cross join fallback
-    left join reward_model
-        on ope_items.item_id = reward_model.item_id
+    -- the listed items with the reward model's terms (model_logged, model_target_mass)
+    select * from {{ ref('int_recsys_eval__ope_item_predictions') }}
 
 ),
 
 {% else -%}
-predicted as (
+ope_items as (
 
-    -- no requested estimator uses the reward model: the items as they are
-    select * from ope_items
+    -- no requested estimator uses the reward model: the listed items as they are
+    select * from {{ ref('int_recsys_eval__ope_items') }}
 
 ),
 
@@ -95,20 +50,12 @@ item_terms as (
         importance_weight,
         position_weight,
         {%- if model_terms %}
-        predicted_reward * position_weight as model_logged,
-        -- the target policy's expected model reward on this listed item; items without a logging
-        -- propensity (candidates the logging policy did not show) count here and only here
-        case
-            when item_status != 'missing_target_propensity'
-                then
-                    coalesce(target_propensity, cast(0 as {{ double }}))
-                    * predicted_reward
-                    * position_weight
-        end as model_target_mass,
+        model_logged,
+        model_target_mass,
         {%- endif %}
         reward * position_weight as discounted_reward
 
-    from predicted
+    from ope_items
 
 ),
 

@@ -16,63 +16,28 @@ exposures as (
 
 {% endif -%}
 {% if ope.unit == 'item' -%}
+{% if ope.reward_model_terms -%}
+predicted as (
+
+    -- the listed items with the reward model's terms (model_logged, model_target_mass)
+    select * from {{ ref('int_recsys_eval__ope_item_predictions') }}
+
+),
+
+{% else -%}
 ope_items as (
 
     select * from {{ ref('int_recsys_eval__ope_items') }}
 
 ),
 
-{% if ope.reward_model_terms -%}
-reward_model as (
-
-    select * from {{ ref('int_recsys_eval__ope_reward_model') }}
-
-),
-
-{% if ope.reward_model != 'reference' -%}
-item_stats as (
-
-    select * from {{ ref('int_recsys_eval__ope_item_stats') }}
-
-),
-
-{% endif -%}
-fallback as (
-
-    -- an item the model never observed: 0 in the reference; the mean reward per sampled item otherwise
-    {%- if ope.reward_model == 'reference' %}
-    select cast(0 as {{ double }}) as predicted_reward
-    {%- else %}
-    select
-        case
-            when sum(sample_items) > 0 then sum(sample_reward_sum) / sum(sample_items)
-            else cast(0 as {{ double }})
-        end as predicted_reward
-
-    from item_stats
-    {%- endif %}
-
-),
-
 predicted as (
 
-    select
-        ope_items.*,
-        coalesce(reward_model.predicted_reward, fallback.predicted_reward) as predicted_reward
-
-    from ope_items
-    cross join fallback
-    left join reward_model
-        on ope_items.item_id = reward_model.item_id
-
-),
-
-{% else -%}
-predicted as (
-
+    -- no requested estimator uses the reward model: its terms are null
     select
         *,
-        cast(null as {{ double }}) as predicted_reward
+        cast(null as {{ double }}) as model_logged,
+        cast(null as {{ double }}) as model_target_mass
 
     from ope_items
 
@@ -89,15 +54,7 @@ item_terms as (
         {%- else %}
         '__all__' as segment_key,
         {%- endif %}
-        predicted.reward * predicted.position_weight as discounted_reward,
-        predicted.predicted_reward * predicted.position_weight as model_logged,
-        -- the target policy's expected model reward on this listed item; items without a logging
-        -- propensity (candidates the logging policy did not show) count here and only here
-        case
-            when predicted.item_status != 'missing_target_propensity'
-                then coalesce(predicted.target_propensity, cast(0 as {{ double }}))
-                * predicted.predicted_reward * predicted.position_weight
-        end as model_target_mass
+        predicted.reward * predicted.position_weight as discounted_reward
 
     from predicted
     {%- if ope.slice_keys | length > 0 %}
