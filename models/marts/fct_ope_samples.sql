@@ -3,7 +3,7 @@
 {#- request unit: the samples are the rows of int_recsys_eval__ope_rows with a sampled item, with their
     ids joined on read (a view on DuckDB: the numbers are written once, in int_recsys_eval__ope_rows,
     and 10M string ids are never written); item unit: one row per sampled item, a table -#}
-{{ config(materialized=('view' if target.type == 'duckdb' and ope.unit == 'request' else 'table')) }}
+{{ config(materialized=(recsys_eval.view_on_duckdb() if ope.unit == 'request' else 'table')) }}
 
 with
 

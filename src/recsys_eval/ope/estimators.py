@@ -61,13 +61,17 @@ def _sample_variance(terms: np.ndarray, centre: float) -> float:
     return float(np.dot(dev, dev) / (n - 1))
 
 
-def terms_matrix(s: Samples, switch_threshold: float) -> np.ndarray:
-    """Per-sample summands, shape (n, len(SUM_COLUMNS))."""
+def _summands(s: Samples, switch_threshold: float) -> tuple[np.ndarray, ...]:
+    """The per-sample summands of SUM_COLUMNS after "n" (whose summand is 1): w, w r, d, w (r - m)
+    and the same residual where w <= τ."""
     residual = s.weight * (s.reward - s.model_logged)
     switch = np.where(s.weight <= switch_threshold, residual, 0.0)
-    return np.column_stack(
-        (np.ones_like(s.weight), s.weight, s.weight * s.reward, s.model_target, residual, switch)
-    )
+    return s.weight, s.weight * s.reward, s.model_target, residual, switch
+
+
+def terms_matrix(s: Samples, switch_threshold: float) -> np.ndarray:
+    """Per-sample summands, shape (n, len(SUM_COLUMNS))."""
+    return np.column_stack((np.ones_like(s.weight), *_summands(s, switch_threshold)))
 
 
 def values_from_sums(sums: np.ndarray) -> dict[str, np.ndarray]:
@@ -147,19 +151,10 @@ def _contiguous_block_sums(s: Samples, switch_threshold: float, blocks: int) -> 
     block g starts at ceil(g * n / blocks). One np.add.reduceat per column, no (n x 6) matrix."""
     n = len(s)
     starts = (np.arange(blocks, dtype=np.int64) * n + blocks - 1) // blocks
-    residual = s.weight * (s.reward - s.model_logged)
-    columns = (
-        None,  # n: the block sizes
-        s.weight,
-        s.weight * s.reward,
-        s.model_target,
-        residual,
-        np.where(s.weight <= switch_threshold, residual, 0.0),
-    )
     out = np.empty((blocks, len(SUM_COLUMNS)))
-    out[:, 0] = np.diff(np.append(starts, n))
-    for k, column in enumerate(columns[1:], start=1):
-        out[:, k] = np.add.reduceat(column, starts)
+    out[:, 0] = np.diff(np.append(starts, n))  # "n": the block sizes
+    for k, summand in enumerate(_summands(s, switch_threshold), start=1):
+        out[:, k] = np.add.reduceat(summand, starts)
     return out
 
 

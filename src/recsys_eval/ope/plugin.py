@@ -145,10 +145,10 @@ def read_samples(
     the model columns are not read (they are null) and stay zero here."""
     if unit == "request":
         source = f'"{schema}".int_recsys_eval__ope_rows'
-        where, order = "where item_count > 0", "load_seq, line_no"
+        where, order = "where item_count > 0", ("load_seq", "line_no")
     else:
         source = f'"{schema}".fct_ope_samples'
-        where, order = "", "load_seq, line_no, item_position"
+        where, order = "", ("load_seq", "line_no", "item_position")
     keys = [
         r[0]
         for r in con.execute(
@@ -169,13 +169,13 @@ def read_samples(
                 segments.segment_code
             from (select * from {source} {where}) as samples
             inner join segments on samples.segment_key = segments.segment_key
-            order by {", ".join("samples." + c.strip() for c in order.split(","))}
+            order by {", ".join(f"samples.{c}" for c in order)}
         """
     else:
         query = f"""
             select importance_weight, reward, {model}clipped_items
             from {source} {where}
-            order by {order}
+            order by {", ".join(order)}
         """
     cols = con.execute(query).fetchnumpy()
     weight = np.asarray(cols["importance_weight"], dtype=np.float64)
