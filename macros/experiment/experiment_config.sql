@@ -26,7 +26,7 @@
     {%- set config = {} -%}
 
     {%- for name in ['control_variant', 'candidate_variant', 'cuped_covariate_key'] -%}
-        {%- set value = var('recsys_eval__experiment_' ~ name, none) -%}
+        {%- set value = recsys_eval.config_var('recsys_eval__experiment_' ~ name, none) -%}
         {%- if value is not none and (value is mapping or (value is iterable and value is not string)) -%}
             {{ exceptions.raise_compiler_error(
                 "var recsys_eval__experiment_" ~ name ~ " must be a string, got: " ~ value) }}
@@ -35,7 +35,7 @@
     {%- endfor -%}
 
     {%- set allowed_metrics = ['ctr', 'conversion_rate', 'revenue_per_request'] -%}
-    {%- set primary = var('recsys_eval__experiment_primary_metrics', []) -%}
+    {%- set primary = recsys_eval.config_var('recsys_eval__experiment_primary_metrics', []) -%}
     {%- if primary is none or primary == '' -%}
         {%- set primary = [] -%}
     {%- elif primary is string -%}
@@ -66,7 +66,7 @@
     {%- endfor -%}
 
     {%- set methods = ['fdr_bh', 'bonferroni', 'holm', 'none'] -%}
-    {%- set method = var('recsys_eval__experiment_multiple_comparisons_method', 'fdr_bh') -%}
+    {%- set method = recsys_eval.config_var('recsys_eval__experiment_multiple_comparisons_method', 'fdr_bh') -%}
     {%- set method = 'fdr_bh' if method is none else method | string | trim | lower -%}
     {%- if method not in methods -%}
         {{ exceptions.raise_compiler_error(
@@ -91,7 +91,7 @@
     {%- endif -%}
     {%- do config.update({'srm_min_sample': min_sample | int}) -%}
 
-    {%- set expected = var('recsys_eval__experiment_srm_expected', {}) -%}
+    {%- set expected = recsys_eval.config_var('recsys_eval__experiment_srm_expected', {}) -%}
     {%- if expected is none or expected == '' -%}
         {%- set expected = {} -%}
     {%- endif -%}
@@ -142,7 +142,7 @@
     {%- do config.update({'guardrail_alpha': guardrail_alpha}) -%}
 
     {%- set guardrail_metrics = ['error_rate', 'empty_rate', 'latency_mean_relative'] -%}
-    {%- set margins = var('recsys_eval__experiment_guardrail_margins', {}) -%}
+    {%- set margins = recsys_eval.config_var('recsys_eval__experiment_guardrail_margins', {}) -%}
     {%- if margins is none or margins == '' -%}
         {%- set margins = {} -%}
     {%- endif -%}
@@ -180,7 +180,7 @@
     default; a boolean, a string or anything else that is not a number fails compilation.
 -#}
 {% macro experiment_number_var(name, default) -%}
-    {%- set value = var('recsys_eval__experiment_' ~ name, default) -%}
+    {%- set value = recsys_eval.config_var('recsys_eval__experiment_' ~ name, default) -%}
     {%- if value is none -%}
         {{ return(default) }}
     {%- endif -%}

@@ -19,7 +19,7 @@
     {%- set config = {} -%}
 
     {%- set algorithms = ['team_draft', 'balanced', 'optimized'] -%}
-    {%- set algorithm = var('recsys_eval__interleaving_algorithm', 'team_draft') -%}
+    {%- set algorithm = recsys_eval.config_var('recsys_eval__interleaving_algorithm', 'team_draft') -%}
     {%- set algorithm = 'team_draft' if algorithm is none else algorithm | string | trim | lower -%}
     {%- if algorithm not in algorithms -%}
         {{ exceptions.raise_compiler_error(
@@ -29,7 +29,7 @@
     {%- do config.update({'algorithm': algorithm}) -%}
 
     {%- for name, default, low, high in [('seed', 42, none, none), ('max_results', 0, none, none), ('max_steps', 100, 1, 1000)] -%}
-        {%- set value = var('recsys_eval__interleaving_' ~ name, default) -%}
+        {%- set value = recsys_eval.config_var('recsys_eval__interleaving_' ~ name, default) -%}
         {%- set value = default if value is none else value -%}
         {%- if value is not number or value is boolean or (value | int) != value -%}
             {{ exceptions.raise_compiler_error(
@@ -42,9 +42,9 @@
         {%- do config.update({name: value | int}) -%}
     {%- endfor -%}
 
-    {%- do config.update({'slice_keys': recsys_eval.as_key_list(var('recsys_eval__interleaving_slice_keys', []))}) -%}
+    {%- do config.update({'slice_keys': recsys_eval.as_key_list(recsys_eval.config_var('recsys_eval__interleaving_slice_keys', []))}) -%}
 
-    {%- set source = var('recsys_eval__interleaving_source', 'simulated') -%}
+    {%- set source = recsys_eval.config_var('recsys_eval__interleaving_source', 'simulated') -%}
     {%- set source = 'simulated' if source is none else source | string | trim | lower -%}
     {%- if source not in ['simulated', 'logged'] -%}
         {{ exceptions.raise_compiler_error(
@@ -52,7 +52,7 @@
     {%- endif -%}
     {%- do config.update({'source': source}) -%}
 
-    {%- set bootstrap = var('recsys_eval__interleaving_bootstrap', {}) or {} -%}
+    {%- set bootstrap = recsys_eval.config_var('recsys_eval__interleaving_bootstrap', {}) or {} -%}
     {%- if bootstrap is not mapping -%}
         {{ exceptions.raise_compiler_error(
             "var recsys_eval__interleaving_bootstrap must be a mapping {iterations, ci_level}, got: " ~ bootstrap) }}

@@ -10,7 +10,7 @@
 {% macro offline_metric_specs(metrics=none) -%}
     {%- set per_case_families = ['precision', 'recall', 'map', 'ndcg', 'hitrate', 'mrr'] -%}
     {%- set dataset_families = ['coverage', 'novelty', 'diversity'] -%}
-    {%- set configured = var('recsys_eval__offline_metrics', []) if metrics is none else metrics -%}
+    {%- set configured = recsys_eval.config_var('recsys_eval__offline_metrics', []) if metrics is none else metrics -%}
     {%- if configured is none or configured == '' -%}
         {%- set configured = [] -%}
     {%- endif -%}

@@ -9,7 +9,7 @@
     not evaluated).
 -#}
 {% macro offline_dialect() -%}
-    {%- set dialect = (var('recsys_eval__offline_dialect', 'reference') or 'reference') | string | trim | lower -%}
+    {%- set dialect = (recsys_eval.config_var('recsys_eval__offline_dialect', 'reference') or 'reference') | string | trim | lower -%}
     {%- if dialect not in ['reference', 'trec'] -%}
         {{ exceptions.raise_compiler_error(
             "var recsys_eval__offline_dialect must be 'reference' or 'trec', got: " ~ dialect) }}
@@ -26,7 +26,7 @@
     An item's gain is the largest gain of its outcomes; items with gain > 0 are relevant (R).
 -#}
 {% macro offline_relevance() -%}
-    {%- set configured = var('recsys_eval__offline_relevance', {}) or {} -%}
+    {%- set configured = recsys_eval.config_var('recsys_eval__offline_relevance', {}) or {} -%}
     {%- if configured is not mapping -%}
         {{ exceptions.raise_compiler_error(
             "var recsys_eval__offline_relevance must be a mapping {grade, gains}, got: " ~ configured) }}
@@ -91,7 +91,7 @@
     ci_level outside (0, 1) -> 0.95. Disabled by default.
 -#}
 {% macro offline_bootstrap() -%}
-    {%- set configured = var('recsys_eval__offline_bootstrap', {}) or {} -%}
+    {%- set configured = recsys_eval.config_var('recsys_eval__offline_bootstrap', {}) or {} -%}
     {%- if configured is not mapping -%}
         {{ exceptions.raise_compiler_error(
             "var recsys_eval__offline_bootstrap must be a mapping {enabled, iterations, seed, ci_level}, got: "

@@ -17,7 +17,7 @@
                           estimator uses them, so the reward model and its pass over the items are skipped
 -#}
 {% macro ope_options() -%}
-    {%- set configured = var('recsys_eval__ope', {}) or {} -%}
+    {%- set configured = recsys_eval.config_var('recsys_eval__ope', {}) or {} -%}
     {%- if configured is not mapping -%}
         {{ exceptions.raise_compiler_error("var recsys_eval__ope must be a mapping, got: " ~ configured) }}
     {%- endif -%}

@@ -5,8 +5,8 @@
     kept only then). Bounds are RFC 3339 strings cast to the target's timestamp type.
 -#}
 {% macro in_test_window(timestamp_column) -%}
-    {%- set window_start = var('recsys_eval__test_window_start', none) -%}
-    {%- set window_end = var('recsys_eval__test_window_end', none) -%}
+    {%- set window_start = recsys_eval.config_var('recsys_eval__test_window_start', none) -%}
+    {%- set window_end = recsys_eval.config_var('recsys_eval__test_window_end', none) -%}
     {%- set predicates = [] -%}
     {%- if window_start -%}
         {%- do predicates.append(timestamp_column ~ " >= cast(" ~ recsys_eval.string_literal(window_start)

@@ -4,7 +4,7 @@
     (assignments of all experiments are mixed).
 -#}
 {% macro matches_experiment(experiment_id_column) -%}
-    {%- set experiment_id = var('recsys_eval__experiment_id', none) -%}
+    {%- set experiment_id = recsys_eval.config_var('recsys_eval__experiment_id', none) -%}
     {%- if experiment_id is none or experiment_id == '' -%}
         1 = 1
     {%- else -%}

@@ -41,7 +41,7 @@ latest as (
         {{ recsys_eval.value_at_max('user_id', 'row_key') }} as user_id,
         {{ recsys_eval.value_at_max('context', 'row_key') }} as context,
         {{ recsys_eval.value_at_max(
-            recsys_eval.segment_key('context', var('recsys_eval__srm_slice_keys', [])), 'row_key'
+            recsys_eval.segment_key('context', recsys_eval.config_var('recsys_eval__srm_slice_keys', [])), 'row_key'
         ) }} as srm_segment_key,
         {{ recsys_eval.value_at_max('assigned_at', 'row_key') }} as assigned_at,
         count(*) as request_assignment_rows,

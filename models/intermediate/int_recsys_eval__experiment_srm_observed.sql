@@ -1,5 +1,5 @@
 {{ config(enabled=var('recsys_eval__using_assignments', true)) }}
-{%- set srm_slice_keys = recsys_eval.as_key_list(var('recsys_eval__srm_slice_keys', [])) %}
+{%- set srm_slice_keys = recsys_eval.as_key_list(recsys_eval.config_var('recsys_eval__srm_slice_keys', [])) %}
 
 with
 

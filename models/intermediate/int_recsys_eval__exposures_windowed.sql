@@ -1,7 +1,7 @@
 {{ config(materialized='view') }}
 
-{%- set tenant_key = recsys_eval.string_literal(var('recsys_eval__tenant_key', 'tenant')) -%}
-{%- set surface_key = recsys_eval.string_literal(var('recsys_eval__surface_key', 'surface')) %}
+{%- set tenant_key = recsys_eval.string_literal(recsys_eval.config_var('recsys_eval__tenant_key', 'tenant')) -%}
+{%- set surface_key = recsys_eval.string_literal(recsys_eval.config_var('recsys_eval__surface_key', 'surface')) %}
 
 with
 

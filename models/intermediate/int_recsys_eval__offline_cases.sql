@@ -58,7 +58,7 @@ listed as (
     select
         request_id,
         exposure_row_id,
-        {{ recsys_eval.segment_key('context', var('recsys_eval__slice_keys', [])) }} as segment_key,
+        {{ recsys_eval.segment_key('context', recsys_eval.config_var('recsys_eval__slice_keys', [])) }} as segment_key,
         item_count as list_length,
         {{ recsys_eval.offline_rank_ordered_ids('items') }} as item_ids,  -- noqa: PRS
         exposed_at

@@ -1,6 +1,6 @@
 {{ config(materialized='view') }}
 
-{%- set follow_exposure = var('recsys_eval__outcomes_follow_exposure', false) %}
+{%- set follow_exposure = recsys_eval.config_var('recsys_eval__outcomes_follow_exposure', false) %}
 {%- if follow_exposure is not boolean %}
     {{ exceptions.raise_compiler_error("var recsys_eval__outcomes_follow_exposure must be true or false") }}
 {%- endif %}

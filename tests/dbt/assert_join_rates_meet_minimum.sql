@@ -23,8 +23,8 @@ below_minimum as (
 
     from data_quality
     where
-        (exposure_count > 0 and exposure_join_rate < {{ var('recsys_eval__min_join_rate', 0.95) }})
-        or (outcome_count > 0 and outcome_join_rate < {{ var('recsys_eval__min_join_rate', 0.95) }})
+        (exposure_count > 0 and exposure_join_rate < {{ recsys_eval.config_var('recsys_eval__min_join_rate', 0.95) }})
+        or (outcome_count > 0 and outcome_join_rate < {{ recsys_eval.config_var('recsys_eval__min_join_rate', 0.95) }})
 
 )
 

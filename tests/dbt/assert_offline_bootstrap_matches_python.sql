@@ -8,13 +8,13 @@
 {%- set bootstrap = recsys_eval.offline_bootstrap() -%}
 {{ config(
     enabled=(
-        var('recsys_eval__source', 'seeds') == 'seeds'
-        and var('recsys_eval__test_window_start', none) is none
-        and var('recsys_eval__offline_dialect', 'reference') == 'reference'
-        and (var('recsys_eval__offline_bootstrap', {}) or {}).get('enabled', false)
-        and (var('recsys_eval__offline_bootstrap', {}) or {}).get('iterations', 200) == 200
-        and (var('recsys_eval__offline_bootstrap', {}) or {}).get('seed', 42) == 42
-        and (var('recsys_eval__offline_bootstrap', {}) or {}).get('ci_level', 0.95) == 0.95
+        recsys_eval.config_var('recsys_eval__source', 'seeds') == 'seeds'
+        and recsys_eval.config_var('recsys_eval__test_window_start', none) is none
+        and recsys_eval.config_var('recsys_eval__offline_dialect', 'reference') == 'reference'
+        and (recsys_eval.config_var('recsys_eval__offline_bootstrap', {}) or {}).get('enabled', false)
+        and (recsys_eval.config_var('recsys_eval__offline_bootstrap', {}) or {}).get('iterations', 200) == 200
+        and (recsys_eval.config_var('recsys_eval__offline_bootstrap', {}) or {}).get('seed', 42) == 42
+        and (recsys_eval.config_var('recsys_eval__offline_bootstrap', {}) or {}).get('ci_level', 0.95) == 0.95
     )
 ) }}
 

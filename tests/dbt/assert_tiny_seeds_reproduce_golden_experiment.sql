@@ -9,17 +9,17 @@
 -#}
 {{ config(
     enabled=(
-        var('recsys_eval__source', 'seeds') == 'seeds'
-        and var('recsys_eval__using_assignments', true)
-        and var('recsys_eval__test_window_start', none) is none
-        and var('recsys_eval__test_window_end', none) is none
-        and (var('recsys_eval__experiment_id', none) or 'exp_123') | lower == 'exp_123'
-        and var('recsys_eval__outcomes_seed', 'recsys_eval_tiny_outcomes') == 'recsys_eval_tiny_outcomes'
-        and var('recsys_eval__experiment_slice_keys', []) in [[], none, '', 'tenant', ['tenant']]
-        and var('recsys_eval__srm_slice_keys', []) in [[], none, '']
-        and (var('recsys_eval__experiment_control_variant', none) or 'A') == 'A'
-        and (var('recsys_eval__experiment_multiple_comparisons_method', 'fdr_bh') or 'fdr_bh') | lower == 'fdr_bh'
-        and (var('recsys_eval__experiment_srm_expected', {}) or {}) | length == 0
+        recsys_eval.config_var('recsys_eval__source', 'seeds') == 'seeds'
+        and recsys_eval.config_var('recsys_eval__using_assignments', true)
+        and recsys_eval.config_var('recsys_eval__test_window_start', none) is none
+        and recsys_eval.config_var('recsys_eval__test_window_end', none) is none
+        and (recsys_eval.config_var('recsys_eval__experiment_id', none) or 'exp_123') | lower == 'exp_123'
+        and recsys_eval.config_var('recsys_eval__outcomes_seed', 'recsys_eval_tiny_outcomes') == 'recsys_eval_tiny_outcomes'
+        and recsys_eval.config_var('recsys_eval__experiment_slice_keys', []) in [[], none, '', 'tenant', ['tenant']]
+        and recsys_eval.config_var('recsys_eval__srm_slice_keys', []) in [[], none, '']
+        and (recsys_eval.config_var('recsys_eval__experiment_control_variant', none) or 'A') == 'A'
+        and (recsys_eval.config_var('recsys_eval__experiment_multiple_comparisons_method', 'fdr_bh') or 'fdr_bh') | lower == 'fdr_bh'
+        and (recsys_eval.config_var('recsys_eval__experiment_srm_expected', {}) or {}) | length == 0
     )
 ) }}
 

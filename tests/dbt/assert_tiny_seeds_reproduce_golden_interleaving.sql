@@ -9,12 +9,12 @@
 -#}
 {{ config(
     enabled=(
-        var('recsys_eval__source', 'seeds') == 'seeds'
-        and var('recsys_eval__using_rankers', true)
-        and (var('recsys_eval__interleaving_max_results', 0) or 0) in [0, 10]
+        recsys_eval.config_var('recsys_eval__source', 'seeds') == 'seeds'
+        and recsys_eval.config_var('recsys_eval__using_rankers', true)
+        and (recsys_eval.config_var('recsys_eval__interleaving_max_results', 0) or 0) in [0, 10]
     )
 ) }}
-{%- set golden_outcomes = var('recsys_eval__outcomes_seed', 'recsys_eval_tiny_outcomes') == 'recsys_eval_tiny_outcomes_interleaving' %}
+{%- set golden_outcomes = recsys_eval.config_var('recsys_eval__outcomes_seed', 'recsys_eval_tiny_outcomes') == 'recsys_eval_tiny_outcomes_interleaving' %}
 
 with
 

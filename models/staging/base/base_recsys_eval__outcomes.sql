@@ -3,7 +3,7 @@ with
 
 seed as (
 
-    select * from {{ ref(var('recsys_eval__outcomes_seed', 'recsys_eval_tiny_outcomes')) }}
+    select * from {{ ref(recsys_eval.config_var('recsys_eval__outcomes_seed', 'recsys_eval_tiny_outcomes')) }}
 
 ),
 
