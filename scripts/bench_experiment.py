@@ -480,7 +480,9 @@ first_exposures as (
         coalesce(request_id, '') as request_id,
         arg_min(
             {{
-                'segment_key': '{slice_key}=' || coalesce(context['{slice_key}'], ''),
+                -- the models' segment key: the value with '\\', '|' and '=' escaped
+                'segment_key': '{slice_key}=' || replace(replace(replace(
+                    coalesce(context['{slice_key}'], ''), '\\', '\\\\'), '|', '\\|'), '=', '\\='),
                 'is_empty': coalesce(len(items), 0) = 0,
                 'latency_ms': latency_ms,
                 'is_error': coalesce(error, false)

@@ -347,14 +347,20 @@ def offline_dbt_vars(k: int, slice_keys: list[str]) -> dict[str, Any]:
 # The hand-written query
 
 
+def segment_value_sql(value: str) -> str:
+    r"""The models' escaping of a segment value: '\' -> '\\', then '|' -> '\|', '=' -> '\='."""
+    for char in ("\\", "|", "="):
+        value = f"replace({value}, '{char}', '\\{char}')"
+    return value
+
+
 def segment_key_sql(slice_keys: list[str], context: str) -> str:
-    """The models' segment key: `key=value` parts sorted by `key=`, joined by '|'."""
+    """The models' segment key: `key=value` parts sorted by `key=` and joined by '|'."""
     if not slice_keys:
         return "'__all__'"
-    parts = [
-        f"'{key}=' || coalesce({context}['{key}'], '')"
-        for key in sorted(slice_keys, key=lambda key: key + "=")
-    ]
+    parts = []
+    for key in sorted(slice_keys, key=lambda key: key + "="):
+        parts.append(f"'{key}=' || " + segment_value_sql(f"coalesce({context}['{key}'], '')"))
     return " || '|' || ".join(parts)
 
 
