@@ -1,13 +1,15 @@
 """An accept-only pre-check for the four evaluation contracts, decoded straight into typed
 structs by msgspec (about 3x cheaper than parsing to Python objects and validating them).
 
-It only ever *accepts*: every record it accepts is valid under the JSON Schema (and fits the
-warehouse types), because its structs are at least as strict as the schema: closed records,
-required fields, `minLength`, `minimum`, the `event_type` enum, finite numbers, integers within
-BIGINT, and `date-time` checked with the very function python-jsonschema uses. Anything it
-refuses (an integer written `1.0`, an unusual escape, a real error) falls through to the
-canonical path in `validation.py`, which decides. `tests/python/test_validator_equivalence.py`
-checks the claim on a corpus.
+It only ever *accepts*: every record it accepts is valid under the JSON Schema and the warehouse
+rules (`warehouse_rules`), because its structs are at least as strict: closed records, required
+fields, `minLength`, `minimum`, the `event_type` enum, finite numbers, integers within BIGINT,
+strings without unpaired surrogates (msgspec refuses them), `date-time` checked with the very
+function python-jsonschema uses and within the years 1-9999 in UTC, and no repeated key
+(`keys_cannot_repeat`: a line whose every key was kept once; an extra item key is not kept, so
+such a line falls through). Anything it refuses (an integer written `1.0`, an unusual escape, a
+real error) falls through to the canonical path in `validation.py`, which decides.
+`tests/python/test_validator_equivalence.py` checks the claim on a corpus.
 
 A schema is served by this path only when it is byte-for-byte the bundled contract.
 """
@@ -23,11 +25,12 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from recsys_eval.paths import schemas_dir
-from recsys_eval.validation import INT64_SAFE_MAX, is_datetime
+from recsys_eval.validation import is_datetime
+from recsys_eval.warehouse_rules import INT64_MAX, datetime_in_range, keys_cannot_repeat
 
 _MAX = sys.float_info.max
 NonEmpty = Annotated[str, Meta(min_length=1)]
-Rank = Annotated[int, Meta(ge=1, le=INT64_SAFE_MAX)]
+Rank = Annotated[int, Meta(ge=1, le=INT64_MAX)]
 NonNegative = Annotated[float, Meta(ge=0, le=_MAX)]
 Finite = Annotated[float, Meta(ge=-_MAX, le=_MAX)]
 
@@ -110,8 +113,10 @@ def fast_accept_for(schema: dict[str, Any]) -> Callable[[bytes], bytes | None] |
             record = decode(line)
         except refused:
             return None
-        if not is_datetime(record.ts):
+        ts = record.ts
+        if not is_datetime(ts) or not datetime_in_range(ts):
             return None
-        return encode(record)
+        encoded = encode(record)
+        return encoded if keys_cannot_repeat(line, encoded) else None
 
     return accept

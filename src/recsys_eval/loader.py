@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 import secrets
@@ -306,23 +305,6 @@ class _ChunkResult:
     pii: dict[str, int] = field(default_factory=dict)
 
 
-# A schema-valid document is re-encoded for DuckDB: by orjson (at most 254 levels of nesting),
-# else by the json module (up to Python's recursion limit); deeper ones are quarantined.
-_TOO_DEEP = LineError(
-    "$",
-    RULE_REPRESENTABLE,
-    "not representable in the warehouse: nested too deeply to re-encode",
-)
-
-
-def _encode_deep(doc: Any) -> bytes | None:
-    try:
-        text = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except (RecursionError, ValueError):
-        return None
-    return text.encode("utf-8")
-
-
 def _quarantine_line(rel: int, line: bytes, errors: list[LineError]) -> bytes:
     return orjson.dumps(
         {
@@ -358,11 +340,6 @@ def _process_chunk(task: _Task) -> _ChunkResult:
 
     out: list[bytes] = []
     bad: list[bytes] = []
-    loads = orjson.loads
-    dumps = orjson.dumps
-    decode_error = orjson.JSONDecodeError
-    encode_error = orjson.JSONEncodeError
-    is_valid = validator.is_valid
     fast = _FAST_ACCEPT
     guard = task.pii_mode != "off"
     reject = task.pii_mode == "reject"
@@ -394,37 +371,13 @@ def _process_chunk(task: _Task) -> _ChunkResult:
                     continue
                 out.append(b'{"l":%d,"d":%b}' % (rel, encoded))
                 continue
-        try:
-            doc = loads(line)
-            ok = is_valid(doc)
-        except decode_error:
-            ok = False
-        if ok:
-            # Re-serialised: DuckDB sees exactly the document that was validated (duplicate keys
-            # resolved, numbers normalised).
-            try:
-                encoded = dumps(doc)
-            except encode_error:
-                encoded = _encode_deep(doc)
-            if encoded is None:
-                bad.append(_quarantine_line(rel, line, [_TOO_DEEP]))
-            else:
-                if guard and pii_refused(rel, line):
-                    continue
-                out.append(b'{"l":%d,"d":%b}' % (rel, encoded))
-            continue
+        # The verdict `validate` gives (one RecordValidator: the schema and the warehouse rules).
         verdict = validator.check(line, truncated_last=unterminated and rel == n_lines)
-        if verdict.ok:  # defensive: the canonical validator accepted it and it is representable
-            try:
-                encoded = dumps(verdict.doc)
-            except encode_error:
-                encoded = _encode_deep(verdict.doc)
-            if encoded is None:
-                bad.append(_quarantine_line(rel, line, [_TOO_DEEP]))
-            else:
-                if guard and pii_refused(rel, line):
-                    continue
-                out.append(b'{"l":%d,"d":%b}' % (rel, encoded))
+        if verdict.encoded is not None:
+            # DuckDB reads exactly the document that was validated, re-encoded.
+            if guard and pii_refused(rel, line):
+                continue
+            out.append(b'{"l":%d,"d":%b}' % (rel, verdict.encoded))
         else:
             bad.append(_quarantine_line(rel, line, verdict.errors))
     del lines

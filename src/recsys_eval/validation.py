@@ -8,6 +8,9 @@ Slow path (invalid lines only): python `jsonschema.Draft7Validator` with `FORMAT
 every error with a JSON path (`$.items[0].rank`), the rule (validator keyword) and a message. It is
 canonical: when the two validators ever disagree, its answer wins.
 
+Valid means the schema and the warehouse rules (`recsys_eval.warehouse_rules`, rules
+`representable` and `duplicate_key`), for `validate` and `load` alike: one RecordValidator.
+
 Line handling (binary, split on b"\\n", 1-based physical line numbers): zero-length and
 whitespace-only lines are blank; a UTF-8 BOM at file start is stripped; `\\r\\n` endings are
 accepted; invalid UTF-8, non-JSON, NaN/Infinity and a truncated last line are reported.
@@ -26,21 +29,29 @@ import jsonschema_rs
 import orjson
 from rfc3339_validator import RFC3339_REGEX, validate_rfc3339
 
+from recsys_eval.warehouse_rules import (
+    FAST_INT64_MIN,
+    RULE_REPRESENTABLE,
+    WAREHOUSE_DATE_TIME,
+    Duplicates,
+    datetime_in_range,
+    keys_cannot_repeat,
+    parse_exact,
+    printable,
+    rule_message,
+    value_errors,
+    warehouse_schema,
+)
+
 BOM = b"\xef\xbb\xbf"
 JSON_WS = b" \t\r\n"
 MAX_MESSAGE = 300
 READ_BLOCK = 8 << 20
 
-# The loader's fast path also checks that a valid record fits the warehouse types: integers must
-# fit a signed 64-bit BIGINT. The upper bound is the largest double below 2**63, so an
-# integer-valued float such as 9.2e18 can never overflow the cast either.
-INT64_MIN = -(2**63)
-INT64_SAFE_MAX = 2**63 - 1024
 
 RULE_UTF8 = "utf8"
 RULE_JSON = "json"
 RULE_TRUNCATED = "truncated"
-RULE_REPRESENTABLE = "representable"
 RULE_DEPTH = "depth"
 DEPTH_MESSAGE = (
     "nested too deeply: the JSON parsers stop at about 1000 levels of arrays and objects"
@@ -92,7 +103,7 @@ def json_path(parts: Any) -> str:
         elif _IDENT.match(part):
             out.append(f".{part}")
         else:
-            out.append("[" + json.dumps(part, ensure_ascii=False) + "]")
+            out.append("[" + json.dumps(printable(part), ensure_ascii=False) + "]")
     return "".join(out)
 
 
@@ -160,7 +171,9 @@ def _without_top_level_formats(schema: dict[str, Any], keys: tuple[str, ...]) ->
     return out
 
 
-def _native_then_python(native_is_valid: Any, keys: tuple[str, ...]) -> Any:
+def _native_then_python(
+    native_is_valid: Any, keys: tuple[str, ...], representable: bool = False
+) -> Any:
     if not keys:
         return native_is_valid
 
@@ -170,27 +183,19 @@ def _native_then_python(native_is_valid: Any, keys: tuple[str, ...]) -> Any:
         if type(doc) is dict:
             for key in keys:
                 value = doc.get(key)
-                if type(value) is str and not validate_rfc3339(value.upper()):
+                if type(value) is str and not (
+                    is_datetime(value) and (not representable or datetime_in_range(value))
+                ):
                     return False
         return True
 
     return is_valid
 
 
-def _representable_schema(node: Any) -> Any:
-    """A copy of the schema whose integers must also fit a 64-bit BIGINT."""
-    if isinstance(node, list):
-        return [_representable_schema(v) for v in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: _representable_schema(v) for k, v in node.items()}
-    types = node.get("type")
-    if types == "integer" or (isinstance(types, list) and "integer" in types):
-        out["allOf"] = [
-            *out.get("allOf", []),
-            {"minimum": INT64_MIN, "maximum": INT64_SAFE_MAX},
-        ]
-    return out
+def _in_warehouse_range(value: object) -> bool:
+    """The WAREHOUSE_DATE_TIME format: a valid `date-time` in the years 1 to 9999 in UTC (any other
+    value is left to `date-time` itself)."""
+    return not isinstance(value, str) or not is_datetime(value) or datetime_in_range(value)
 
 
 class _RaisingConstant:
@@ -200,6 +205,23 @@ class _RaisingConstant:
 
 _raise_constant = _RaisingConstant()
 
+TOO_DEEP_TO_STORE = "not representable in the warehouse: nested too deeply to re-encode for storage"
+
+
+def encode(doc: Any) -> bytes | None:
+    """The document as stored (compact JSON, colons in strings literal): by orjson (at most 254
+    levels of nesting, integers within 64 bits), else by the json module (to Python's recursion
+    limit); None when it is too deep for both."""
+    try:
+        return orjson.dumps(doc)
+    except orjson.JSONEncodeError:
+        pass
+    try:
+        text = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (RecursionError, ValueError):
+        return None
+    return text.encode("utf-8")
+
 
 @dataclass
 class Verdict:
@@ -208,41 +230,47 @@ class Verdict:
     ok: bool
     doc: Any = None
     errors: list[LineError] = field(default_factory=list)
-    # True when the line is schema-valid but cannot be stored (loader only).
+    # True when the line is schema-valid but breaks a warehouse rule (see warehouse_rules).
     unrepresentable: bool = False
+    # A valid line's document as the warehouse stores it (see `encode`).
+    encoded: bytes | None = None
 
 
 class RecordValidator:
-    """A fast jsonschema-rs validator with python-jsonschema as the canonical slow path.
+    """The one definition of a valid line, for `validate` and `load`: the JSON Schema plus the
+    warehouse rules (`recsys_eval.warehouse_rules`: integers within BIGINT, finite numbers, no
+    unpaired surrogate, timestamps within the years 1-9999 in UTC, no repeated key).
 
-    With `representable=True` (the loader), a record must also fit the warehouse types: it is
-    parsed by orjson (no integer beyond 64 bits, no unpaired surrogate, no number beyond double)
-    and its integers fit BIGINT. Such schema-valid records get one error with rule
-    `representable`.
+    Fast path: orjson + jsonschema-rs on the schema's warehouse copy, then `keys_cannot_repeat`.
+    Anything else takes the slow path: python json (exact, every key seen) and python-jsonschema
+    (canonical) list every error with its path and rule. `representable=False` checks the JSON
+    Schema alone (python-jsonschema's verdict; for tests and schema tooling, not the CLI).
     """
 
-    def __init__(self, schema: dict[str, Any], *, representable: bool = False) -> None:
+    def __init__(self, schema: dict[str, Any], *, representable: bool = True) -> None:
         self.schema = schema
         self.representable = representable
-        fast_schema = _representable_schema(schema) if representable else schema
-        self._fast_schema = fast_schema
+        fast_schema = warehouse_schema(schema, FAST_INT64_MIN) if representable else schema
         top_dt = _top_level_datetime_keys(schema)
         if top_dt is not None:
             # Measured: a Python format callback inside jsonschema-rs costs ~1-3 us per record.
             # When the only format is `date-time` on top-level properties, jsonschema-rs checks
-            # everything else (format removed) and the value is then checked in Python with the
+            # everything else (formats off) and the value is then checked in Python with the
             # same function python-jsonschema uses: equal verdicts by construction.
             native_schema = _without_top_level_formats(fast_schema, top_dt)
             native = jsonschema_rs.Draft7Validator(native_schema, validate_formats=False)
             self.fast = native
-            self.is_valid = _native_then_python(native.is_valid, top_dt)
+            self.is_valid = _native_then_python(native.is_valid, top_dt, representable)
         else:
+            formats = _format_functions(schema)
+            if representable:
+                formats[WAREHOUSE_DATE_TIME] = _in_warehouse_range
             self.fast = jsonschema_rs.Draft7Validator(
-                fast_schema, validate_formats=True, formats=_format_functions(schema)
+                fast_schema, validate_formats=True, formats=formats
             )
             self.is_valid = self.fast.is_valid
         self._slow: Any = None
-        self._slow_repr: Any = None
+        self._slow_rules: Any = None
 
     def _python_validator(self, schema: dict[str, Any]) -> Any:
         from jsonschema import Draft7Validator
@@ -255,46 +283,65 @@ class RecordValidator:
             self._slow = self._python_validator(self.schema)
         return _errors_of(self._slow, doc)
 
-    def _representable_errors(self, doc: Any) -> list[LineError]:
-        errors = [
-            LineError(
-                e.path, RULE_REPRESENTABLE, f"not representable in the warehouse: {e.message}"
+    def _schema_rule_errors(self, doc: Any, schema_errors: list[LineError]) -> list[LineError]:
+        """Errors of the schema's warehouse copy that the schema itself does not have."""
+        if self._slow_rules is None:
+            from jsonschema import Draft7Validator, FormatChecker
+
+            checker = FormatChecker(formats=())
+            checker.checks(WAREHOUSE_DATE_TIME)(_in_warehouse_range)
+            self._slow_rules = Draft7Validator(
+                warehouse_schema(self.schema), format_checker=checker
             )
-            for e in _errors_of(self._slow_repr, doc)
-        ]
-        return errors or [
-            LineError("$", RULE_REPRESENTABLE, "not representable in the warehouse types")
-        ]
+        known = {(e.path, e.rule, e.message) for e in schema_errors}
+        found = []
+        try:
+            for e in self._slow_rules.iter_errors(doc):
+                path, rule = json_path(e.absolute_path), str(e.validator)
+                if (path, rule, _short(e.message)) not in known:
+                    message = rule_message(e.schema, rule, e.instance, e.message)
+                    found.append(LineError(path, RULE_REPRESENTABLE, _short(message)))
+        except RecursionError:
+            return []  # schema_errors reported the depth
+        return found
+
+    def _rule_errors(
+        self, doc: Any, dups: Duplicates, schema_errors: list[LineError]
+    ) -> list[LineError]:
+        found = self._schema_rule_errors(doc, schema_errors)
+        found += [LineError(json_path(p), r, m) for p, r, m in value_errors(doc, dups)]
+        return found
 
     def check(self, line: bytes, *, truncated_last: bool = False) -> Verdict:
         """Validate one non-blank line (no line ending, BOM already stripped)."""
         try:
             doc = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            return self._check_slow(line, truncated_last, str(exc))
+        except orjson.JSONDecodeError:
+            return self._check_slow(line, truncated_last)
         if self.is_valid(doc):
-            return Verdict(True, doc)
-        return self._decide(doc, None)
+            if not self.representable:
+                return Verdict(True, doc)
+            encoded = encode(doc)
+            if encoded is not None and keys_cannot_repeat(line, encoded):
+                return Verdict(True, doc, encoded=encoded)
+        return self._check_slow(line, truncated_last)
 
-    def _decide(self, doc: Any, orjson_message: str | None) -> Verdict:
-        """python-jsonschema decides: schema errors, else (loader) representability."""
+    def _judge(self, doc: Any, dups: Duplicates) -> Verdict:
+        """python-jsonschema and the warehouse rules decide, listing every error."""
         errors = self.schema_errors(doc)
-        if errors:
-            return Verdict(False, doc, errors)
         if not self.representable:
-            return Verdict(True, doc)
-        if orjson_message is not None:
-            message = _short(f"not representable in the warehouse: {orjson_message}")
-            return Verdict(
-                False, doc, [LineError("$", RULE_REPRESENTABLE, message)], unrepresentable=True
-            )
-        if self._slow_repr is None:
-            self._slow_repr = self._python_validator(self._fast_schema)
-        if self._slow_repr.is_valid(doc):
-            return Verdict(True, doc)
-        return Verdict(False, doc, self._representable_errors(doc), unrepresentable=True)
+            return Verdict(not errors, doc, errors)
+        rules = self._rule_errors(doc, dups, errors)
+        if errors or rules:
+            found = sorted(set(errors + rules), key=lambda e: (e.path, e.rule, e.message))
+            return Verdict(False, doc, found, unrepresentable=not errors)
+        encoded = encode(doc)
+        if encoded is None:
+            too_deep = LineError("$", RULE_REPRESENTABLE, TOO_DEEP_TO_STORE)
+            return Verdict(False, doc, [too_deep], unrepresentable=True)
+        return Verdict(True, doc, encoded=encoded)
 
-    def _check_slow(self, line: bytes, truncated_last: bool, orjson_message: str) -> Verdict:
+    def _check_slow(self, line: bytes, truncated_last: bool) -> Verdict:
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -304,7 +351,7 @@ class RecordValidator:
                 [LineError("$", RULE_UTF8, f"not valid UTF-8 (byte offset {exc.start})")],
             )
         try:
-            doc = json.loads(text, parse_constant=_raise_constant)
+            doc, dups = parse_exact(text, _raise_constant)
         except RecursionError:
             return Verdict(False, None, [LineError("$", RULE_DEPTH, DEPTH_MESSAGE)])
         except ValueError as exc:
@@ -317,9 +364,9 @@ class RecordValidator:
             return Verdict(
                 False, None, [LineError("$", RULE_JSON, _short(f"not valid JSON: {exc}"))]
             )
-        # Valid JSON that orjson refuses: an integer beyond 64 bits, a number beyond double, an
-        # unpaired surrogate. python-jsonschema decides validity.
-        return self._decide(doc, orjson_message)
+        # Parsed exactly (integers beyond 64 bits, infinity, unpaired surrogates and repeated
+        # keys are all visible here): python-jsonschema and the warehouse rules decide.
+        return self._judge(doc, dups)
 
 
 def _errors_of(validator: Any, doc: Any) -> list[LineError]:

@@ -357,30 +357,20 @@ def test_values_the_warehouse_cannot_hold_are_quarantined(con: Any, tmp_path: Pa
     )
     src.write_text("\n".join([big, huge, surrogate, dup]) + "\n")
     res = loader.load_file(con, "exposure.v1", src)
-    assert (res.rows_loaded, res.rows_quarantined) == (1, 3)
-    assert rows(con, "select line_no, request_id, items, context from raw.exposures") == [
-        (
-            4,
-            "r4",
-            [
-                {
-                    "item_id": "x",
-                    "rank": 1,
-                    "propensity": None,
-                    "logging_propensity": None,
-                    "target_propensity": None,
-                }
-            ],
-            {"k": "2"},
-        )
-    ]
+    assert (res.rows_loaded, res.rows_quarantined) == (0, 4)
     got = rows(con, "select line_no, errors from raw.quarantine order by 1")
     errors = {n: json.loads(e) for n, e in got}
     assert [(e["path"], e["rule"]) for e in errors[1]] == [("$.items[0].rank", "representable")]
     # orjson reads an integer beyond 64 bits as a float: still beyond BIGINT.
     assert [(e["path"], e["rule"]) for e in errors[2]] == [("$.items[0].rank", "representable")]
-    assert [(e["path"], e["rule"]) for e in errors[3]] == [("$", "representable")]
+    assert [(e["path"], e["rule"]) for e in errors[3]] == [("$.user_id", "representable")]
     assert "surrogate" in errors[3][0]["message"]
+    # Repeated keys are refused, every one named (no "last value wins").
+    assert [(e["path"], e["rule"], e["message"].split(":")[0]) for e in errors[4]] == [
+        ("$", "duplicate_key", 'duplicate key "request_id"'),
+        ("$.context", "duplicate_key", 'duplicate key "k"'),
+        ("$.items[0]", "duplicate_key", 'duplicate key "rank"'),
+    ]
 
 
 def test_timestamp_duckdb_cannot_cast_goes_to_quarantine(con: Any, tmp_path: Path) -> None:

@@ -225,33 +225,42 @@ def test_big_integers_and_integral_floats(tmp_path: Path, exposure: RecordValida
         for r in ranks
     )
     found, _ = run(tmp_path, data + b"\n", exposure)
-    assert found == {
-        5: [("$.items[0].rank", "type", "1.5 is not of type 'integer'")],
-        6: [("$.items[0].rank", "type", "True is not of type 'integer'")],
+    bigint = "does not fit the warehouse's 64-bit BIGINT"
+    assert {n: [(p, r, bigint in m) for p, r, m in e] for n, e in found.items()} == {
+        2: [("$.items[0].rank", "representable", True)],
+        3: [("$.items[0].rank", "representable", True)],
+        5: [("$.items[0].rank", "type", False)],
+        6: [("$.items[0].rank", "type", False)],
     }
+    assert found[5][0][2] == "1.5 is not of type 'integer'"
 
 
-def test_representable_mode_flags_values_the_warehouse_cannot_hold() -> None:
+def test_validate_flags_values_the_warehouse_cannot_hold() -> None:
     schema = schema_registry.resolve("exposure.v1").schema
-    strict = RecordValidator(schema, representable=True)
+    strict = RecordValidator(schema)
     head = b'{"request_id":"r","user_id":"u","ts":"2025-01-01T00:00:00Z","items":[{"item_id":"a","rank":'
-    ok = strict.check(head + b"9223372036854774784}]}")
+    ok = strict.check(head + b"9223372036854775807}]}")
     assert ok.ok
     big = strict.check(head + b"9223372036854775808}]}")
     assert (big.ok, big.unrepresentable) == (False, True)
     assert [(e.path, e.rule) for e in big.errors] == [("$.items[0].rank", "representable")]
     huge = strict.check(head + b"99999999999999999999999}]}")
     assert (huge.ok, huge.unrepresentable) == (False, True)
-    surrogate = strict.check(head + b'1}],"user_id":"\\ud800"}')
+    surrogate = strict.check(head.replace(b'"u"', b'"\\ud800"') + b"1}]}")
     assert (surrogate.ok, surrogate.unrepresentable) == (False, True)
-    assert surrogate.errors[0].rule == "representable"
-    # Schema errors win over representability.
+    assert [(e.path, e.rule) for e in surrogate.errors] == [("$.user_id", "representable")]
+    # Every error is listed: the schema's and the warehouse's.
     both = strict.check(head + b'99999999999999999999999}],"extra":1}')
-    assert [(e.path, e.rule) for e in both.errors] == [("$", "additionalProperties")]
-    # Plain validation accepts them all (as python-jsonschema does).
-    plain = RecordValidator(schema)
+    assert [(e.path, e.rule) for e in both.errors] == [
+        ("$", "additionalProperties"),
+        ("$.items[0].rank", "representable"),
+    ]
+    assert not both.unrepresentable
+    # The JSON Schema alone (python-jsonschema's verdict) accepts them.
+    plain = RecordValidator(schema, representable=False)
     assert plain.check(head + b"99999999999999999999999}]}").ok
-    assert plain.check(head + b'1}],"user_id":"\\ud800"}').ok
+    assert plain.check(head.replace(b'"u"', b'"\\ud800"') + b"1}]}").ok
+    assert plain.check(head + b'1}],"user_id":"u"}').ok  # a repeated key: the last wins
 
 
 def test_long_messages_are_shortened(tmp_path: Path, exposure: RecordValidator) -> None:
