@@ -14,6 +14,7 @@ from recsys_eval.commands import run as run_cmd
 from recsys_eval.commands import show as show_cmd
 from recsys_eval.commands import validate as validate_cmd
 from recsys_eval.errors import EXIT_ERROR, RecsysEvalError
+from recsys_eval.redaction import redact_text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except RecsysEvalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # Messages may echo a DSN, a path or a config value: secrets never reach the console.
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted: nothing was written", file=sys.stderr)

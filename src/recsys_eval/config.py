@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from recsys_eval.errors import ConfigError
+from recsys_eval.redaction import is_secret_name
 
 MODES = ("offline", "experiment", "ope", "interleaving", "aa-check")
 SOURCE_TYPES = ("jsonl", "postgres", "duckdb")
@@ -209,11 +210,15 @@ def _scalar(value: Any, typ: type, path: str, file: str) -> Any:
     elif typ is str:
         ok = isinstance(value, str)
     if not ok:
-        raise ConfigError(f"{file}: {path}: expected {_TYPE_NAMES[typ]}, got {_kind(value)}")
+        got = _kind(value, path)
+        raise ConfigError(f"{file}: {path}: expected {_TYPE_NAMES[typ]}, got {got}")
     return value
 
 
-def _kind(value: Any) -> str:
+def _kind(value: Any, path: str = "") -> str:
+    """What a wrong value is, for a message; only its type under a secret-named key."""
+    if path and is_secret_name(path.rsplit(".", 1)[-1]):
+        return f"{type(value).__name__} (value not shown: a secret)"
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
     if isinstance(value, dict):

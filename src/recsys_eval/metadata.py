@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import re
 from pathlib import Path
 from typing import Any
 
 from recsys_eval.config import RunConfig
+from recsys_eval.redaction import REDACTED, redact, redact_text
+
+__all__ = ["REDACTED", "dataset_fingerprint", "effective_config", "redact", "redact_text"]
 
 FINGERPRINT_HASH_LIMIT = 10 * 1024 * 1024  # files up to 10 MiB also contribute their SHA-256
-REDACTED = "***redacted***"
-_SECRET_KEY = re.compile(r"(dsn|password|passwd|secret|token|access_key|api_key|credential)", re.I)
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<cred>[^/@\s]+)@", re.I)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -49,20 +47,7 @@ def _all_sources(cfg: RunConfig):
     return cfg.sources()
 
 
-def redact(value: Any, key: str = "") -> Any:
-    """A deep copy of `value` with secrets replaced: values of secret-looking keys (DSNs,
-    passwords, keys, tokens) and credentials embedded in URLs."""
-    if isinstance(value, dict):
-        return {k: redact(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v, key) for v in value]
-    if isinstance(value, str):
-        if key and _SECRET_KEY.search(key) and value:
-            return REDACTED
-        return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{REDACTED}@", value)
-    return copy.deepcopy(value)
-
-
 def effective_config(cfg: RunConfig) -> dict[str, Any]:
-    """`{mode, dataset, eval}` after defaults, with YAML key names and every secret redacted."""
+    """`{mode, dataset, eval}` after defaults, with YAML key names and every secret redacted
+    (`recsys_eval.redaction.redact`)."""
     return redact({"mode": cfg.mode, "dataset": cfg.dataset_as_written, "eval": cfg.eval})

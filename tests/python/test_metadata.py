@@ -65,13 +65,14 @@ def test_redact_hides_dsns_keys_and_url_credentials() -> None:
         },
     }
     out = json.dumps(redact(cfg))
-    for secret in ("hunter2", "AKIA123", "s3cr3t", "bob", "ak:sk"):
+    for secret in ("hunter2", "AKIA123", "s3cr3t", "ak:sk"):
         assert secret not in out
     red = redact(cfg)
-    assert red["dataset"]["exposures"]["dsn"] == REDACTED
+    # The user name, host and path stay readable (issue 16, item 2; test_secret_redaction.py).
+    assert red["dataset"]["exposures"]["dsn"] == f"postgres://bob:{REDACTED}@db/x"
     assert red["dataset"]["exposures"]["query"] == "select data from t"
     assert red["eval"]["artifacts"]["object_store"]["s3"]["bucket"] == "b"
-    assert red["eval"]["artifacts"]["manifest_uri"] == f"s3://{REDACTED}@bucket/m.json"
+    assert red["eval"]["artifacts"]["manifest_uri"] == f"s3://ak:{REDACTED}@bucket/m.json"
 
 
 def test_effective_config_keeps_paths_as_written(monkeypatch) -> None:

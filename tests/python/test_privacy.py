@@ -254,7 +254,7 @@ def test_reports_hold_no_secrets_and_no_unrequested_raw_values(
     s3 = report["effective_config"]["eval"]["artifacts"]["object_store"]["s3"]
     assert s3["access_key"] == s3["secret_key"] == "***redacted***"
     assert report["effective_config"]["eval"]["artifacts"]["manifest_uri"] == (
-        "s3://***redacted***@bucket/m.json"
+        "s3://user:***redacted***@bucket/m.json"
     )
     assert (
         "pii_guard: PII guard flagged 1 value(s): email address(es) in context.contact (1)"

@@ -9,6 +9,7 @@ from typing import Any
 
 from recsys_eval import loader, privacy, schema_registry, warehouse
 from recsys_eval.errors import EXIT_ERROR, EXIT_OK, RecsysEvalError
+from recsys_eval.redaction import redact_text
 
 
 def register(subparsers: Any) -> None:
@@ -86,10 +87,10 @@ def run(args: argparse.Namespace) -> int:
                     con, args.schema, f, table, progress=progress, pii_guard=pii_guard
                 )
             except RecsysEvalError as exc:
-                print(f"error: {exc}", file=sys.stderr)
+                print(f"error: {redact_text(str(exc))}", file=sys.stderr)
                 status = EXIT_ERROR
                 continue
-            print(_summary(res), file=sys.stderr)
+            print(redact_text(_summary(res)), file=sys.stderr)
             if res.pii_findings:
                 action = "quarantined" if pii_guard == "reject" else "flagged"
                 print(f"  warning: {privacy.summary(res.pii_findings, action)}", file=sys.stderr)

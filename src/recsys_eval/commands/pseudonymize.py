@@ -31,6 +31,7 @@ import orjson
 
 from recsys_eval import schema_registry
 from recsys_eval.errors import EXIT_OK, ConfigError, RecsysEvalError
+from recsys_eval.redaction import redact_text
 from recsys_eval.validation import BOM, iter_physical_lines
 
 DEFAULT_KEY_ENV = "RECSYS_EVAL_PSEUDONYMIZE_KEY"
@@ -226,8 +227,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--output must not be the input file")
     lines, records = pseudonymize_file(src, dst, fields, key)
     print(
-        f"{src} -> {dst}: {lines:,} lines read, {records:,} records with "
-        f"{', '.join(fields)} pseudonymized (HMAC-SHA256, key from ${args.key_env})",
+        redact_text(
+            f"{src} -> {dst}: {lines:,} lines read, {records:,} records with "
+            f"{', '.join(fields)} pseudonymized (HMAC-SHA256, key from ${args.key_env})"
+        ),
         file=sys.stderr,
     )
     return EXIT_OK

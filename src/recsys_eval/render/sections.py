@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from recsys_eval.redaction import redact
 from recsys_eval.render.document import Bullets, Document, Paragraph, Section, Table
 from recsys_eval.render.generic import GLOBAL, flatten, leftover_blocks, records_table
 from recsys_eval.render.numbers import fixed, percent, signed
@@ -233,7 +234,9 @@ def run_details_section(report: dict[str, Any]) -> Section:
         sec.add(
             Table(
                 ["Effective config", "Value"],
-                [[k, v] for k, v in flatten(report["effective_config"])],
+                # Redacted again: a report written by the reference or an old version holds
+                # DSNs and keys in clear.
+                [[k, v] for k, v in flatten(redact(report["effective_config"]))],
                 "Effective configuration",
             )
         )
