@@ -11,7 +11,8 @@
       srm_alpha                            numbers in (0, 1)
       srm_min_sample                       integer >= 0
       srm_expected                         list of {variant, weight} sorted by variant; weights numbers
-                                           >= 0 with a positive sum ({} -> [])
+                                           >= 0 with a positive sum ({} -> []); the var is a mapping
+                                           {variant: weight} or that list (the CLI's form)
       cuped_covariate_key                  string or none ('' -> none)
       srm_min_share_deviation              number in [0, 1) (the practical-size gate of SRM; 0 = off)
       guardrail_alpha                      number in (0, 1)
@@ -95,13 +96,25 @@
     {%- if expected is none or expected == '' -%}
         {%- set expected = {} -%}
     {%- endif -%}
-    {%- if expected is not mapping -%}
+    {%- set pairs = [] -%}
+    {%- if expected is mapping -%}
+        {%- for key, raw in expected.items() -%}{%- do pairs.append([key, raw]) -%}{%- endfor -%}
+    {%- elif expected is iterable and expected is not string -%}
+        {#- the CLI's form: [{variant, weight}, ...] (a long variant name cannot be a YAML key) -#}
+        {%- for entry in expected -%}
+            {%- if entry is not mapping or 'variant' not in entry or 'weight' not in entry -%}
+                {{ exceptions.raise_compiler_error(
+                    "var recsys_eval__experiment_srm_expected: each list entry must be {variant, weight}, got: " ~ entry) }}
+            {%- endif -%}
+            {%- do pairs.append([entry['variant'], entry['weight']]) -%}
+        {%- endfor -%}
+    {%- else -%}
         {{ exceptions.raise_compiler_error(
             "var recsys_eval__experiment_srm_expected must be a mapping {variant: weight}, got: " ~ expected) }}
     {%- endif -%}
     {%- set weights = [] -%}
     {%- set ns = namespace(total=0) -%}
-    {%- for key, raw in expected.items() -%}
+    {%- for key, raw in pairs -%}
         {%- set variant = key | string -%}
         {%- if raw is boolean or raw is not number -%}
             {{ exceptions.raise_compiler_error(

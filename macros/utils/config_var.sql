@@ -4,7 +4,8 @@
     dbt renders a string var as a Jinja template when a model reads it, so a config value such as
     `{{ run_query('drop table ...') }}` would run. The CLI therefore never passes a user string
     that could template: every string outside [A-Za-z0-9_.:- ] (at any depth, mapping keys too)
-    reaches dbt as `recsys_eval__text:` followed by six hex digits per code point
+    reaches dbt as `recsys_eval__text:` followed by its characters, ASCII letters and digits as
+    they are and any other character as `_` and six hex digits of its code point
     (recsys_eval.dbt_vars.encode), which nothing renders. This macro decodes it back to the
     plain text, which the models then only ever quote (string_literal) or compare; it is never
     rendered again. Values that are not encoded (a dbt user's own vars) come back unchanged.
@@ -20,13 +21,22 @@
         {%- if not value.startswith(prefix) -%}
             {{ return(value) }}
         {%- endif -%}
-        {%- set digits = value[prefix | length:] -%}
-        {%- if digits | length % 6 != 0 -%}
-            {{ exceptions.raise_compiler_error("malformed encoded var text (" ~ digits | length ~ " hex digits)") }}
-        {%- endif -%}
+        {%- set body = value[prefix | length:] -%}
+        {%- set state = namespace(skip=0) -%}
         {%- set chars = [] -%}
-        {%- for start in range(0, digits | length, 6) -%}
-            {%- do chars.append('%c' | format(digits[start:start + 6] | int(base=16))) -%}
+        {%- for position in range(body | length) -%}
+            {%- if state.skip > 0 -%}
+                {%- set state.skip = state.skip - 1 -%}
+            {%- elif body[position] == '_' -%}
+                {%- set code = body[position + 1:position + 7] -%}
+                {%- if code | length != 6 -%}
+                    {{ exceptions.raise_compiler_error("malformed encoded var text at character " ~ position) }}
+                {%- endif -%}
+                {%- do chars.append('%c' | format(code | int(base=16))) -%}
+                {%- set state.skip = 6 -%}
+            {%- else -%}
+                {%- do chars.append(body[position]) -%}
+            {%- endif -%}
         {%- endfor -%}
         {{ return(chars | join('')) }}
     {%- elif value is mapping -%}

@@ -61,7 +61,10 @@ def experiment_vars(exp: dict[str, Any]) -> dict[str, Any]:
         "recsys_eval__experiment_multiple_comparisons_alpha": alpha if 0 < alpha < 1 else 0.05,
         "recsys_eval__experiment_srm_alpha": srm_alpha if 0 < srm_alpha < 1 else 0.001,
         "recsys_eval__experiment_srm_min_sample": max(0, int(srm.get("min_sample", 100))),
-        "recsys_eval__experiment_srm_expected": dict(srm.get("expected", {})),
+        # a list, not a mapping: a long variant name cannot be a YAML key in dbt's --vars
+        "recsys_eval__experiment_srm_expected": [
+            {"variant": str(k), "weight": v} for k, v in srm.get("expected", {}).items()
+        ],
         "recsys_eval__experiment_cuped_covariate_key": covariate or None,
     }
 
