@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,9 +38,18 @@ from recsys_eval.fast_accept import fast_accept_for
 from recsys_eval.validation import (
     BOM,
     JSON_WS,
+    MAX_LINE_BYTES,
+    QUARANTINE_PREFIX_BYTES,
+    RULE_LINE_LENGTH,
     RULE_REPRESENTABLE,
+    LineDigest,
     LineError,
+    LongLine,
     RecordValidator,
+    bounded_prefix,
+    has_lone_cr,
+    iter_bounded_lines,
+    with_line_ending_hint,
 )
 
 RAW_SCHEMA = "raw"
@@ -48,7 +58,8 @@ CHUNK_BYTES = 16 << 20
 BATCH_ROWS = 2_000_000  # rows per insert: one insert per file up to this size (measured fastest)
 PARALLEL_MIN_BYTES = 24 << 20
 HASH_BLOCK = 8 << 20
-MAX_OBJECT_SIZE = 256 << 20
+SCAN_BLOCK = 1 << 20  # newline search and long-line streaming
+MAX_OBJECT_SIZE = 256 << 20  # DuckDB read_json's limit for one object of the temporary files
 RESERVED_TABLES = frozenset({"quarantine", "load_ledger"})
 
 DEFAULT_TABLES = {
@@ -174,6 +185,17 @@ create table if not exists raw.quarantine (
     schema_name varchar, target_table varchar, raw_text varchar, errors varchar,
     error_count integer, quarantined_at timestamp
 )"""
+# raw_text keeps at most the first QUARANTINE_PREFIX_BYTES of a line (raw_truncated);
+# line_bytes and line_sha256 describe the whole line (without its line ending and BOM).
+QUARANTINE_ADDED = (
+    ("line_bytes", "bigint"),
+    ("line_sha256", "varchar"),
+    ("raw_truncated", "boolean"),
+)
+QUARANTINE_COLUMNS = (
+    "load_id, load_seq, source_file, line_no, schema_name, target_table, raw_text, errors, "
+    "error_count, quarantined_at, line_bytes, line_sha256, raw_truncated"
+)
 
 LEDGER_DDL = """
 create table if not exists raw.load_ledger (
@@ -182,6 +204,20 @@ create table if not exists raw.load_ledger (
     rows_loaded bigint, rows_quarantined bigint, blank_lines bigint,
     started_at timestamp, finished_at timestamp
 )"""
+# A ledger row describes exactly the bytes loaded: file_sha256 and file_size are those of the
+# file's first file_size bytes; this load read bytes [start_byte, file_size) (bytes_loaded), whose
+# lines are first_line_no, ... (lines_read of them). appends_to: the load whose prefix it extends.
+LEDGER_ADDED = (
+    ("start_byte", "bigint"),
+    ("bytes_loaded", "bigint"),
+    ("first_line_no", "bigint"),
+    ("appends_to", "varchar"),
+)
+LEDGER_COLUMNS = (
+    "load_seq, load_id, schema_name, target_table, source_file, file_sha256, file_size, "
+    "lines_read, rows_loaded, rows_quarantined, blank_lines, started_at, finished_at, "
+    "start_byte, bytes_loaded, first_line_no, appends_to"
+)
 
 
 @dataclass
@@ -202,6 +238,14 @@ class LoadResult:
     phases: dict[str, float] = field(default_factory=dict)
     # PII guard findings, "field|kind" -> count (flag mode: loaded; reject mode: quarantined).
     pii_findings: dict[str, int] = field(default_factory=dict)
+    lone_cr_lines: int = 0
+    # The bytes [start_byte, end_byte) of the file were read; lines first_line_no, ... of it.
+    start_byte: int = 0
+    end_byte: int = 0
+    first_line_no: int = 1
+    appends_to: str | None = None  # the load whose first start_byte bytes this one extends
+    size_at_start: int = 0
+    size_at_end: int = 0
 
     @property
     def lines_per_second(self) -> float:
@@ -242,6 +286,10 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(_table_ddl(table, layout))
     con.execute(QUARANTINE_DDL)
     con.execute(LEDGER_DDL)
+    # Databases of earlier versions get the added columns (null in their rows).
+    for table, added in (("quarantine", QUARANTINE_ADDED), ("load_ledger", LEDGER_ADDED)):
+        for name, typ in added:
+            con.execute(f"alter table {RAW_SCHEMA}.{table} add column if not exists {name} {typ}")
 
 
 def _ensure_table(con: duckdb.DuckDBPyConnection, table: str, layout: Layout) -> None:
@@ -289,6 +337,8 @@ class _Task:
     at_end: bool
     tmp_dir: str
     pii_mode: str = "off"
+    kind: str = "lines"  # "lines": whole lines; "long": one line over max_line bytes (streamed)
+    max_line: int = MAX_LINE_BYTES
 
 
 @dataclass
@@ -299,6 +349,7 @@ class _ChunkResult:
     blank: int = 0
     quarantined: int = 0
     crlf: int = 0
+    lone_cr: int = 0
     bom: bool = False
     data_path: str | None = None
     quarantine_path: str | None = None
@@ -306,19 +357,87 @@ class _ChunkResult:
 
 
 def _quarantine_line(rel: int, line: bytes, errors: list[LineError]) -> bytes:
+    return _quarantine_entry(rel, line, len(line), None, errors)
+
+
+def _quarantine_entry(
+    rel: int, text: bytes, length: int, sha256: str | None, errors: list[LineError]
+) -> bytes:
+    """One quarantine row: the first QUARANTINE_PREFIX_BYTES of the line, its length and hash."""
+    prefix = bounded_prefix(text)
     return orjson.dumps(
         {
             "l": rel,
-            "raw": line.decode("utf-8", "replace"),
+            "raw": prefix.decode("utf-8", "replace"),
             "errors": orjson.dumps([e.as_dict() for e in errors]).decode(),
             "n": len(errors),
+            "b": length,
+            "h": sha256 or hashlib.sha256(text).hexdigest(),
+            "t": len(prefix) < length,
         }
     )
+
+
+_KEPT_NOTE = (
+    f" (the quarantine keeps its first {QUARANTINE_PREFIX_BYTES:,} bytes in raw_text; line_bytes "
+    "and line_sha256 describe the whole line)"
+)
+
+
+def _quarantine_long(rel: int, long: LongLine) -> bytes:
+    errors = [
+        LineError(e.path, e.rule, e.message + _KEPT_NOTE) if e.rule == RULE_LINE_LENGTH else e
+        for e in long.errors()
+    ]
+    return _quarantine_entry(rel, long.prefix, long.length, long.sha256, errors)
+
+
+def _long_line_result(task: _Task) -> _ChunkResult:
+    """A line over max_line bytes: streamed (hash, length, prefix), quarantined, never parsed."""
+    digest = LineDigest(strip_bom=task.at_start, keep=QUARANTINE_PREFIX_BYTES + 4)
+    with open(task.path, "rb") as fh:
+        fh.seek(task.offset)
+        left = task.length
+        while left:
+            block = fh.read(min(SCAN_BLOCK, left))
+            if not block:
+                raise RecsysEvalError(f"{task.path} changed while it was being loaded")
+            left -= len(block)
+            digest.update(block)
+    long = digest.finish()
+    res = _ChunkResult(task.index, lines=1, quarantined=1, bom=long.bom)
+    res.lone_cr = int(has_lone_cr(long.prefix))
+    res.quarantine_path = os.path.join(task.tmp_dir, f"q{task.index:06d}.ndjson")
+    with open(res.quarantine_path, "wb") as fh:
+        fh.write(_quarantine_long(1, long) + b"\n")
+    return res
+
+
+_TOO_BIG = (
+    "not representable in the warehouse: re-encoded, the record is {n:,} bytes, over the "
+    f"{MAX_OBJECT_SIZE:,}-byte limit of one warehouse JSON object"
+)
+
+
+def _drop_oversized(out: list[bytes], lines: list[bytes], bad: list[bytes]) -> list[bytes]:
+    """Move re-encoded records DuckDB's read_json could not read (> MAX_OBJECT_SIZE) to `bad`."""
+    kept = []
+    for row in out:
+        if len(row) < MAX_OBJECT_SIZE - 64:
+            kept.append(row)
+            continue
+        rel = int(row[5 : row.index(b",")])  # b'{"l":REL,"d":...}'
+        line = lines[rel - 1].removesuffix(b"\r")
+        error = LineError("$", RULE_REPRESENTABLE, _TOO_BIG.format(n=len(row)))
+        bad.append(_quarantine_line(rel, line, [error]))
+    return kept
 
 
 def _process_chunk(task: _Task) -> _ChunkResult:
     validator = _VALIDATOR
     assert validator is not None, "worker not initialised"
+    if task.kind == "long":
+        return _long_line_result(task)
     res = _ChunkResult(task.index)
     with open(task.path, "rb") as fh:
         fh.seek(task.offset)
@@ -328,6 +447,11 @@ def _process_chunk(task: _Task) -> _ChunkResult:
     if task.at_start and data.startswith(BOM):
         data = data[len(BOM) :]
         res.bom = True
+    # Rare cases, found by a scan of the whole chunk: a CR not followed by a newline, a line
+    # longer than max_line, a record too big for the warehouse once re-encoded.
+    lone_possible = data.count(b"\r") != data.count(b"\r\n")
+    long_possible = len(data) > task.max_line
+    big = len(data) > MAX_OBJECT_SIZE // 8
     lines = data.split(b"\n")
     unterminated = not data.endswith(b"\n")
     if not unterminated:
@@ -337,6 +461,10 @@ def _process_chunk(task: _Task) -> _ChunkResult:
     del data
     n_lines = len(lines)
     res.lines = n_lines
+    lone_tail = 0  # a last line ending in a CR with no newline after it
+    if unterminated and lone_possible and lines[-1].endswith(b"\r"):
+        lines[-1] = lines[-1][:-1]
+        lone_tail = n_lines
 
     out: list[bytes] = []
     bad: list[bytes] = []
@@ -354,13 +482,20 @@ def _process_chunk(task: _Task) -> _ChunkResult:
             bad.append(_quarantine_line(rel, line, privacy.line_errors(findings)))
         return reject
 
-    blank = crlf = 0
+    blank = crlf = lone = 0
     rel = 0
     for line in lines:
         rel += 1
         if line.endswith(b"\r"):
             line = line[:-1]
             crlf += 1
+        if lone_possible and (rel == lone_tail or has_lone_cr(line)):
+            lone += 1
+        if long_possible and len(line) > task.max_line:
+            long = LineDigest(strip_bom=False, keep=QUARANTINE_PREFIX_BYTES + 4)
+            long.update(line)
+            bad.append(_quarantine_long(rel, long.finish()))
+            continue
         if not line or (line[0] != 123 and not line.strip(JSON_WS)):  # 123 == ord("{")
             blank += 1
             continue
@@ -379,10 +514,13 @@ def _process_chunk(task: _Task) -> _ChunkResult:
                 continue
             out.append(b'{"l":%d,"d":%b}' % (rel, verdict.encoded))
         else:
-            bad.append(_quarantine_line(rel, line, verdict.errors))
+            bad.append(_quarantine_line(rel, line, with_line_ending_hint(line, verdict)))
+    if big:
+        out = _drop_oversized(out, lines, bad)
     del lines
     res.blank = blank
     res.crlf = crlf
+    res.lone_cr = lone
     res.valid = len(out)
     res.quarantined = len(bad)
     if out:
@@ -489,42 +627,99 @@ def _worker_main() -> int:
     return 0
 
 
-def _plan_chunks(
-    path: Path, size: int, tmp_dir: str, chunk_bytes: int, pii_mode: str = "off"
-) -> list[_Task]:
-    tasks: list[_Task] = []
-    offset = 0
+def _find_newline(fh: Any, start: int, stop: int) -> int:
+    """Offset of the first newline in [start, stop) of the open file, or -1 (streamed)."""
+    fh.seek(start)
+    pos = start
+    while pos < stop:
+        block = fh.read(min(SCAN_BLOCK, stop - pos))
+        if not block:
+            return -1
+        found = block.find(b"\n")
+        if found >= 0:
+            return pos + found
+        pos += len(block)
+    return -1
+
+
+def _rfind_newline(fh: Any, start: int, stop: int) -> int:
+    """Offset of the last newline in [start, stop) of the open file, or -1 (streamed)."""
+    pos = stop
+    while pos > start:
+        low = max(start, pos - (64 << 10))
+        fh.seek(low)
+        found = fh.read(pos - low).rfind(b"\n")
+        if found >= 0:
+            return low + found
+        pos = low
+    return -1
+
+
+def _complete_end(path: Path, start: int, size: int) -> int:
+    """The end of the last complete (newline-terminated) line in [start, size), else start."""
     with path.open("rb") as fh:
-        while offset < size:
-            end = offset + chunk_bytes
-            if end >= size:
-                end = size
-            else:
-                fh.seek(end)
-                while True:
-                    block = fh.read(1 << 16)
-                    if not block:
-                        end = size
-                        break
-                    nl = block.find(b"\n")
-                    if nl >= 0:
-                        end += nl + 1
-                        break
-                    end += len(block)
-            tasks.append(
-                _Task(
-                    len(tasks),
-                    str(path),
-                    offset,
-                    end - offset,
-                    offset == 0,
-                    end >= size,
-                    tmp_dir,
-                    pii_mode,
-                )
-            )
-            offset = end
-    return tasks
+        return max(start, _rfind_newline(fh, start, size) + 1)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one load reads: fixed before any chunk is read (see _load)."""
+
+    size: int  # the file's size when the load started
+    start: int  # the bytes before it were loaded by `prior` (0: a fresh load)
+    read_from: int  # first byte of the first new line (start + 1 past a newline ending prior)
+    complete_end: int  # end of the last newline-terminated line within `size`
+    first_line: int  # the line number of the line at read_from
+    prior: _Prior | None = None
+
+
+def _plan_chunks(
+    path: Path,
+    plan: _Plan,
+    tmp_dir: str,
+    chunk_bytes: int,
+    pii_mode: str = "off",
+    max_line: int = MAX_LINE_BYTES,
+) -> tuple[list[_Task], _Task | None]:
+    """Tasks over the complete lines [read_from, complete_end), and the unterminated last line.
+
+    A chunk holds whole lines and ends at the first newline after `chunk_bytes`; when the line
+    across that point is longer than `max_line`, it gets a task of its own, streamed (kind
+    "long"). A chunk is thus at most chunk_bytes + max_line bytes (in practice chunk_bytes)."""
+    tasks: list[_Task] = []
+
+    def task(offset: int, end: int, kind: str = "lines", at_end: bool = False) -> _Task:
+        return _Task(
+            len(tasks), str(path), offset, end - offset, offset == 0, at_end, tmp_dir, pii_mode,
+            kind, max_line,
+        )  # fmt: skip
+
+    stop = plan.complete_end
+    with path.open("rb") as fh:
+        offset = plan.read_from
+        while offset < stop:
+            nominal = offset + chunk_bytes
+            if nominal >= stop:
+                tasks.append(task(offset, stop))
+                break
+            # The line across `nominal` ends the chunk, unless it is longer than max_line.
+            line_start = max(offset, _rfind_newline(fh, offset, nominal) + 1)
+            newline = _find_newline(fh, nominal, min(stop, line_start + max_line + 1))
+            if newline >= 0:
+                tasks.append(task(offset, newline + 1))
+                offset = newline + 1
+                continue
+            if line_start > offset:
+                tasks.append(task(offset, line_start))
+            scan_from = max(nominal, line_start + max_line + 1)
+            line_end = _find_newline(fh, scan_from, stop) + 1  # stop follows a newline
+            tasks.append(task(line_start, line_end, "long"))
+            offset = line_end
+    tail = None
+    if plan.size > stop:
+        kind = "long" if plan.size - stop > max_line else "lines"
+        tail = task(stop, plan.size, kind, at_end=True)
+    return tasks, tail
 
 
 # ---------------------------------------------------------------------------------------------
@@ -532,18 +727,20 @@ def _plan_chunks(
 
 
 class _Hasher:
-    """sha256 of a file, now or in a background thread."""
+    """sha256 of the file's first m bytes for each m in `marks`, in one pass, now or in a
+    background thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, marks: set[int]) -> None:
         self.path = path
+        self.marks = marks
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
-        self.value: tuple[str, int] | None = None
+        self.value: dict[int, str] | None = None
         self.error: BaseException | None = None
 
     def _run(self) -> None:
         try:
-            self.value = file_sha256(self.path, self.stop)
+            self.value = prefix_sha256(self.path, self.marks, self.stop)
         except BaseException as exc:
             self.error = exc
 
@@ -551,7 +748,7 @@ class _Hasher:
         self.thread = threading.Thread(target=self._run, name="recsys-eval-sha256", daemon=True)
         self.thread.start()
 
-    def result(self) -> str:
+    def result(self) -> dict[int, str]:
         if self.thread is None:
             self._run()
         else:
@@ -563,7 +760,7 @@ class _Hasher:
                 ) from self.error
             raise self.error
         assert self.value is not None
-        return self.value[0]
+        return self.value
 
     def cancel(self) -> None:
         self.stop.set()
@@ -617,6 +814,33 @@ def file_sha256(path: Path, stop: threading.Event | None = None) -> tuple[str, i
     return digest.hexdigest(), size
 
 
+def prefix_sha256(
+    path: Path, marks: set[int], stop: threading.Event | None = None
+) -> dict[int, str]:
+    """{m: hex sha256 of the file's first m bytes} for each m in `marks`, in one streamed pass.
+
+    Reads exactly up to max(marks), never further (the file may be growing). `stop` aborts early
+    (the result is then unused)."""
+    digest = hashlib.sha256()
+    found: dict[int, str] = {}
+    pos = 0
+    with path.open("rb") as fh:
+        for mark in sorted(marks):
+            while pos < mark:
+                if stop is not None and stop.is_set():
+                    return found
+                block = fh.read(min(HASH_BLOCK, mark - pos))
+                if not block:
+                    raise RecsysEvalError(
+                        f"{path} became shorter while it was being loaded ({pos:,} bytes, "
+                        f"{mark:,} expected); nothing was written: load it once it is complete"
+                    )
+                digest.update(block)
+                pos += len(block)
+            found[mark] = digest.hexdigest()
+    return found
+
+
 def _new_load_id() -> str:
     return f"load-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(4)}"
 
@@ -642,6 +866,7 @@ def load_file(
     chunk_bytes: int = CHUNK_BYTES,
     batch_rows: int = BATCH_ROWS,
     pii_guard: str = "off",
+    max_line: int = MAX_LINE_BYTES,
 ) -> LoadResult:
     """Validate and load one JSONL file into `raw.<table>` in one transaction.
 
@@ -649,6 +874,8 @@ def load_file(
     `workers=None` uses 2 worker processes for files over 24 MB; 0 validates in-process.
     `pii_guard` (off | flag | reject, see recsys_eval.privacy) counts or quarantines valid lines
     whose identifiers or context values look like email addresses or phone numbers.
+    A line over `max_line` bytes is quarantined as too long, streamed, never held whole.
+    The load reads the file's size once at the start and loads exactly that prefix (see _load).
     Raises RecsysEvalError for a missing or unreadable file, a bad table name, a table with other
     columns or a locked database; nothing is written then.
     """
@@ -669,12 +896,109 @@ def load_file(
         con = warehouse.connect(con_or_path)
         try:
             return _load(
-                con, ref, target, layout, src, progress, workers, chunk_bytes, batch_rows, pii
-            )
+                con, ref, target, layout, src, progress, workers, chunk_bytes, batch_rows, pii,
+                max_line,
+            )  # fmt: skip
         finally:
             con.close()
     return _load(
-        con_or_path, ref, target, layout, src, progress, workers, chunk_bytes, batch_rows, pii
+        con_or_path, ref, target, layout, src, progress, workers, chunk_bytes, batch_rows, pii,
+        max_line,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Prior:
+    """The latest load of the same path into the same table (an append-only log grows)."""
+
+    load_id: str
+    seq: int
+    size: int  # it loaded the file's first `size` bytes
+    sha: str  # their sha256
+    last_line: int  # the number of the last line it loaded
+
+
+def _prior_load(con: duckdb.DuckDBPyConnection, target: str, src: Path) -> _Prior | None:
+    row = con.execute(
+        "select load_id, load_seq, file_size, file_sha256, "
+        "coalesce(first_line_no, 1) + lines_read - 1 "
+        "from raw.load_ledger where target_table = ? and source_file = ? "
+        "order by file_size desc, load_seq desc limit 1",
+        [target, str(src)],
+    ).fetchone()
+    if row is None:
+        return None
+    return _Prior(str(row[0]), int(row[1]), int(row[2]), str(row[3]), int(row[4]))
+
+
+def _byte_at(path: Path, pos: int) -> bytes:
+    with path.open("rb") as fh:
+        fh.seek(pos)
+        return fh.read(1)
+
+
+def _size_now(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError as exc:
+        raise RecsysEvalError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _changed_message(src: Path, target: str, prior: _Prior, size: int) -> str:
+    if prior.size > size:
+        what = f"{src} is now {size:,} bytes, shorter than the {prior.size:,} bytes"
+    else:
+        what = f"the first {prior.size:,} bytes of {src} differ from those"
+    return (
+        f"{what} load {prior.load_id} loaded into raw.{target} (sha256 {prior.sha[:12]}): the "
+        "file was changed, not appended to, and loading it would mix two versions; nothing was "
+        "written. A file loaded again under the same path may only grow by appending: if this "
+        "is another file, give it another name; to replace the earlier load, use a fresh "
+        "--database"
+    )
+
+
+def _append_plan(
+    src: Path, target: str, prior: _Prior, digests: dict[int, str], size: int, complete_end: int
+) -> _Plan:
+    """Load only what was appended after `prior`'s bytes; refuse a file whose prefix changed."""
+    if prior.size > size or digests.get(prior.size) != prior.sha:
+        raise RecsysEvalError(_changed_message(src, target, prior, size))
+    read_from = prior.size
+    if prior.size and _byte_at(src, prior.size - 1) != b"\n":
+        # The prior load took a last line without a newline (the file had not grown then).
+        if _byte_at(src, prior.size) != b"\n":
+            raise RecsysEvalError(
+                f"{src}: load {prior.load_id} loaded its line {prior.last_line:,} without a "
+                "newline at its end, and the file has grown since with bytes that continue that "
+                f"line, so raw.{target} holds it incomplete; nothing was written. Load the "
+                "finished file into a fresh --database (writers should end every line with a "
+                "newline)"
+            )
+        read_from += 1  # the newline that ends the prior load's last line
+    return _Plan(
+        size, prior.size, read_from, max(complete_end, read_from), prior.last_line + 1, prior
+    )
+
+
+def _skipped(
+    load_id: str, seq: int, target: str, src: Path, sha: str, size: int, t0: float
+) -> LoadResult:
+    return LoadResult(
+        load_id=load_id,
+        load_seq=seq,
+        table=target,
+        source_file=str(src),
+        file_sha256=sha,
+        lines_read=0,
+        rows_loaded=0,
+        rows_quarantined=0,
+        blank_lines=0,
+        skipped_duplicate=True,
+        seconds=time.perf_counter() - t0,
+        end_byte=size,
+        size_at_start=size,
+        size_at_end=size,
     )
 
 
@@ -689,7 +1013,15 @@ def _load(
     chunk_bytes: int,
     batch_rows: int,
     pii_guard: str = "off",
+    max_line: int = MAX_LINE_BYTES,
 ) -> LoadResult:
+    """Load the file's first `size` bytes (its size now) up to the last complete line in them.
+
+    The unterminated last line is loaded only when the file did not grow before it was reached
+    (else a writer may be in the middle of it). The ledger row's file_sha256 and file_size are
+    those of exactly the bytes loaded (with the earlier loads' bytes before them). A path loaded
+    before into the same table whose first bytes are unchanged gets only its appended lines,
+    numbered on from the earlier load's; a path whose loaded bytes changed is refused."""
     t0 = time.perf_counter()
     started_at = _utcnow()
     ensure_raw_schema(con)
@@ -698,34 +1030,30 @@ def _load(
         size = src.stat().st_size
     except OSError as exc:
         raise RecsysEvalError(f"cannot read {src}: {exc.strerror or exc}") from exc
-    # A file already in the ledger has the same size: only then must the hash come first. Else
-    # it is computed in a thread while the file loads (hashlib releases the GIL).
+    prior = _prior_load(con, target, src)
+    start = prior.size if prior is not None and prior.size <= size else 0
+    complete_end = _complete_end(src, start, size)
+    # When the file may be in the ledger already (a row of the same size, or an earlier load of
+    # this path), the hashes come first. Else they are computed in a thread while the file loads
+    # (hashlib releases the GIL).
     same_size = con.execute(
         "select count(*) from raw.load_ledger where file_size = ? and target_table = ?",
         [size, target],
     ).fetchone()[0]
-    hasher = _Hasher(src)
-    if same_size:
-        sha = hasher.result()
-        prior = con.execute(
-            "select load_id, load_seq from raw.load_ledger where file_sha256 = ? "
-            "and target_table = ? order by load_seq limit 1",
-            [sha, target],
-        ).fetchone()
+    hasher = _Hasher(src, {start, complete_end, size})
+    plan = _Plan(size, 0, 0, complete_end, 1)
+    if same_size or prior is not None:
+        digests = hasher.result()
+        if same_size:
+            dup = con.execute(
+                "select load_id, load_seq from raw.load_ledger where file_sha256 = ? "
+                "and target_table = ? order by load_seq limit 1",
+                [digests[size], target],
+            ).fetchone()
+            if dup is not None:
+                return _skipped(dup[0], int(dup[1]), target, src, digests[size], size, t0)
         if prior is not None:
-            return LoadResult(
-                load_id=prior[0],
-                load_seq=int(prior[1]),
-                table=target,
-                source_file=str(src),
-                file_sha256=sha,
-                lines_read=0,
-                rows_loaded=0,
-                rows_quarantined=0,
-                blank_lines=0,
-                skipped_duplicate=True,
-                seconds=time.perf_counter() - t0,
-            )
+            plan = _append_plan(src, target, prior, digests, size, complete_end)
     else:
         hasher.start()
 
@@ -743,7 +1071,7 @@ def _load(
         seq = int(
             con.execute("select coalesce(max(load_seq), 0) + 1 from raw.load_ledger").fetchone()[0]
         )
-        tasks = _plan_chunks(src, size, tmp_dir, chunk_bytes, pii_guard)
+        tasks, tail = _plan_chunks(src, plan, tmp_dir, chunk_bytes, pii_guard, max_line)
         if n_workers > 0 and len(tasks) > 1:
             pool = _WorkerPool(n_workers, ref.schema)
         else:
@@ -765,28 +1093,47 @@ def _load(
             while queue and pool.sent - pool.received < window:
                 pool.submit(queue.popleft())
 
-        if pool is not None:
-            submit()
-        for task in tasks:
-            tw = time.perf_counter()
+        def results() -> Iterator[tuple[_Task, _ChunkResult]]:
             if pool is not None:
-                res = pool.next_result()
                 submit()
-            else:
-                res = _process_chunk(task)
+            for task in tasks:
+                if pool is not None:
+                    res = pool.next_result()
+                    submit()
+                else:
+                    res = _process_chunk(task)
+                yield task, res
+            if tail is not None and _size_now(src) == plan.size:
+                # The unterminated last line, only if the file has not grown: else a writer
+                # may be in the middle of it (the next load takes it once it has its newline).
+                _init_worker(ref.schema)
+                yield tail, _process_chunk(tail)
+
+        def insert_batch() -> None:
+            # One insert per batch of >= batch_rows rows: DuckDB then writes whole row groups
+            # straight to the file (per-chunk inserts were 2-3x slower).
+            con.execute(_fill_batch(data_sql, batch), params)
+            for f, _ in batch:
+                os.unlink(f)
+            batch.clear()
+
+        end = plan.complete_end
+        chunks = results()
+        while True:
+            tw = time.perf_counter()
+            item = next(chunks, None)
+            if item is None:
+                break
+            task, res = item
             ti = time.perf_counter()
             phases["validate_wait"] += ti - tw
-            offset = totals.lines
+            offset = plan.first_line - 1 + totals.lines
             if res.data_path:
                 batch.append((res.data_path, offset))
                 batch_n += res.valid
-            if batch and (batch_n >= batch_rows or task is tasks[-1]):
-                # One insert per batch of >= batch_rows rows: DuckDB then writes whole row
-                # groups straight to the file (per-chunk inserts were 2-3x slower).
-                con.execute(_fill_batch(data_sql, batch), params)
-                for f, _ in batch:
-                    os.unlink(f)
-                batch, batch_n = [], 0
+            if batch and batch_n >= batch_rows:
+                insert_batch()
+                batch_n = 0
             if res.quarantine_path:
                 con.execute(_fill(quarantine_sql, res.quarantine_path, offset), qparams)
                 os.unlink(res.quarantine_path)
@@ -796,14 +1143,23 @@ def _load(
             totals.blank += res.blank
             totals.quarantined += res.quarantined
             totals.crlf += res.crlf
+            totals.lone_cr += res.lone_cr
             for key, n in res.pii.items():
                 pii_counts[key] = pii_counts.get(key, 0) + n
             totals.bom = totals.bom or res.bom
             done_bytes += task.length
+            end = max(end, task.offset + task.length)
             bar.update(done_bytes, totals.lines)
+        if batch:
+            insert_batch()
         if pool is not None:
             pool.close()
             pool = None
+        if plan.prior is not None and end == plan.start:
+            # Only an unfinished line was appended (the file is still growing): nothing new.
+            con.execute("rollback")
+            prior = plan.prior
+            return _skipped(prior.load_id, prior.seq, target, src, prior.sha, prior.size, t0)
 
         if layout.has_ts and totals.valid:
             moved = _quarantine_bad_timestamps(con, src, target, ref.name, load_id, seq, started_at)
@@ -811,7 +1167,7 @@ def _load(
             totals.quarantined += moved
 
         tf = time.perf_counter()
-        sha = hasher.result()
+        sha = hasher.result()[end]
         phases["hash_wait"] = time.perf_counter() - tf
         if totals.lines != totals.valid + totals.quarantined + totals.blank:
             raise RecsysEvalError(
@@ -819,7 +1175,7 @@ def _load(
                 f"{totals.valid} loaded, {totals.quarantined} quarantined, {totals.blank} blank)"
             )
         con.execute(
-            "insert into raw.load_ledger values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"insert into raw.load_ledger ({LEDGER_COLUMNS}) values ({', '.join('?' * 17)})",
             [
                 seq,
                 load_id,
@@ -827,15 +1183,20 @@ def _load(
                 target,
                 str(src),
                 sha,
-                size,
+                end,
                 totals.lines,
                 totals.valid,
                 totals.quarantined,
                 totals.blank,
                 started_at,
                 _utcnow(),
+                plan.start,
+                end - plan.start,
+                plan.first_line,
+                plan.prior.load_id if plan.prior is not None else None,
             ],
         )
+        size_at_end = _size_now(src)
         con.execute("commit")
     except BaseException as exc:
         hasher.cancel()
@@ -877,6 +1238,13 @@ def _load(
         crlf_lines=totals.crlf,
         pii_findings=pii_counts,
         phases=phases,
+        lone_cr_lines=totals.lone_cr,
+        start_byte=plan.start,
+        end_byte=end,
+        first_line_no=plan.first_line,
+        appends_to=plan.prior.load_id if plan.prior is not None else None,
+        size_at_start=size,
+        size_at_end=size_at_end,
     )
 
 
@@ -895,9 +1263,13 @@ def _insert_sql(table: str, layout: Layout) -> tuple[str, str]:
         f"maximum_object_size = {MAX_OBJECT_SIZE}, filename = true) r "
         "join (values @OFFSETS@) o(f, off) on r.filename = o.f"
     )
-    qcols = "{'l': 'bigint', 'raw': 'varchar', 'errors': 'varchar', 'n': 'integer'}"
+    qcols = (
+        "{'l': 'bigint', 'raw': 'varchar', 'errors': 'varchar', 'n': 'integer', 'b': 'bigint', "
+        "'h': 'varchar', 't': 'boolean'}"
+    )
     quarantine = (
-        "insert into raw.quarantine select ?, ?, ?, l + @OFF@, ?, ?, raw, errors, n, ? "
+        f"insert into raw.quarantine ({QUARANTINE_COLUMNS}) "
+        "select ?, ?, ?, l + @OFF@, ?, ?, raw, errors, n, ?, b, h, t "
         f"from read_json(@FILE@, format = 'newline_delimited', columns = {qcols}, "
         f"maximum_object_size = {MAX_OBJECT_SIZE})"
     )
@@ -941,6 +1313,7 @@ def _quarantine_bad_timestamps(
     rows = []
     for line_no in sorted(wanted):
         raw = raws.get(line_no, b"")
+        prefix = bounded_prefix(raw)
         ts_text = _ts_of(raw)
         reason = "" if line_no in uncast else " (in UTC it must fall in the years 1 to 9999)"
         error = LineError(
@@ -957,17 +1330,22 @@ def _quarantine_bad_timestamps(
                 line_no,
                 schema_name,
                 table,
-                raw.decode("utf-8", "replace"),
+                prefix.decode("utf-8", "replace"),
                 orjson.dumps([error.as_dict()]).decode(),
                 1,
                 now,
+                len(raw),
+                hashlib.sha256(raw).hexdigest(),
+                len(prefix) < len(raw),
             ]
         )
     con.execute(
         f"delete from {RAW_SCHEMA}.{table} where load_id = ? and {_BAD_TS}",
         [load_id],
     )
-    con.executemany("insert into raw.quarantine values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    con.executemany(
+        f"insert into raw.quarantine ({QUARANTINE_COLUMNS}) values ({', '.join('?' * 13)})", rows
+    )
     return len(rows)
 
 
@@ -980,19 +1358,19 @@ def _ts_of(raw: bytes) -> str:
 
 
 def _read_lines(path: Path, wanted: set[int]) -> dict[int, bytes]:
-    """The raw text (without line ending and BOM) of the given 1-based physical lines."""
+    """The raw text (without line ending and BOM) of the given 1-based physical lines.
+
+    Streamed in bounded memory: lines over MAX_LINE_BYTES are skipped, never held whole."""
     found: dict[int, bytes] = {}
     last = max(wanted)
-    with path.open("rb") as fh:
-        for no, line in enumerate(fh, start=1):
-            if no in wanted:
-                text = line.rstrip(b"\n")
-                text = text[:-1] if text.endswith(b"\r") else text
-                if no == 1 and text.startswith(BOM):
-                    text = text[len(BOM) :]
-                found[no] = text
-            if no >= last:
-                break
+    for no, (line, _) in enumerate(iter_bounded_lines(path), start=1):
+        if no in wanted and isinstance(line, bytes):
+            text = line[:-1] if line.endswith(b"\r") else line
+            if no == 1 and text.startswith(BOM):
+                text = text[len(BOM) :]
+            found[no] = text
+        if no >= last:
+            break
     return found
 
 

@@ -13,13 +13,20 @@ Valid means the schema and the warehouse rules (`recsys_eval.warehouse_rules`, r
 
 Line handling (binary, split on b"\\n", 1-based physical line numbers): zero-length and
 whitespace-only lines are blank; a UTF-8 BOM at file start is stripped; `\\r\\n` endings are
-accepted; invalid UTF-8, non-JSON, NaN/Infinity and a truncated last line are reported.
+accepted; invalid UTF-8, non-JSON, NaN/Infinity and a truncated last line are reported. A line
+longer than MAX_LINE_BYTES is never held whole: it is streamed (length, SHA-256, first
+QUARANTINE_PREFIX_BYTES bytes) and reported as too long. A line that does not parse and holds a
+lone CR (classic Mac OS line endings) is reported as such: the loader and `validate` both refuse
+it (lines are never split on a lone CR).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,12 +54,22 @@ BOM = b"\xef\xbb\xbf"
 JSON_WS = b" \t\r\n"
 MAX_MESSAGE = 300
 READ_BLOCK = 8 << 20
+# One JSONL record may be at most 64 MiB; a longer line is refused ("line too long") without being
+# parsed or held in memory whole. Its first 64 KiB are kept for the quarantine.
+MAX_LINE_BYTES = 64 << 20
+QUARANTINE_PREFIX_BYTES = 64 << 10
 
 
 RULE_UTF8 = "utf8"
 RULE_JSON = "json"
 RULE_TRUNCATED = "truncated"
 RULE_DEPTH = "depth"
+RULE_LINE_LENGTH = "line_length"
+RULE_LINE_ENDING = "line_ending"
+LONE_CR_MESSAGE = (
+    "lines end in a lone CR (classic Mac OS): several records are on one line; convert the file "
+    "with `tr '\\r' '\\n' < FILE > FILE.jsonl`"
+)
 DEPTH_MESSAGE = (
     "nested too deeply: the JSON parsers stop at about 1000 levels of arrays and objects"
 )
@@ -401,6 +418,7 @@ class FileStats:
     blank: int = 0
     crlf: int = 0
     bom: bool = False
+    lone_cr: int = 0  # lines holding a CR that does not end a CRLF line ending
 
 
 def iter_physical_lines(path: Path, block_size: int = READ_BLOCK) -> Iterator[tuple[bytes, bool]]:
@@ -427,30 +445,229 @@ def iter_physical_lines(path: Path, block_size: int = READ_BLOCK) -> Iterator[tu
             yield rest, True
 
 
+def too_long_error(length: int, *, complete: bool = True) -> LineError:
+    """The error of a line longer than MAX_LINE_BYTES (never parsed)."""
+    size = f"{length:,} bytes" if complete else f"more than {length:,} bytes without a newline"
+    return LineError(
+        "$",
+        RULE_LINE_LENGTH,
+        f"line too long: {size}, over the limit of {MAX_LINE_BYTES:,} bytes (64 MiB) for one "
+        "JSON record; it was not parsed: split the record, or remove the line if it is garbage",
+    )
+
+
+def lone_cr_error() -> LineError:
+    return LineError("$", RULE_LINE_ENDING, LONE_CR_MESSAGE)
+
+
+def has_lone_cr(line: bytes) -> bool:
+    """A CR inside the line (its CRLF ending already removed)."""
+    return b"\r" in line
+
+
+def with_line_ending_hint(line: bytes, verdict: Verdict) -> list[LineError]:
+    """A line that does not parse and holds a lone CR: first say what the file is."""
+    if verdict.doc is None and not verdict.ok and has_lone_cr(line):
+        # The JSON parser's complaint (trailing characters, "truncated") is about the framing.
+        rest = [e for e in verdict.errors if e.rule not in (RULE_JSON, RULE_TRUNCATED)]
+        return [lone_cr_error(), *rest]
+    return verdict.errors
+
+
+@dataclass(frozen=True)
+class LongLine:
+    """A line longer than MAX_LINE_BYTES, streamed: never held in memory whole.
+
+    `length` and `sha256` describe the line without its newline (and without a CR before it, a
+    BOM at file start); `prefix` is its first QUARANTINE_PREFIX_BYTES bytes. `complete` is False
+    when reading stopped inside it (a stream, not a regular file)."""
+
+    prefix: bytes
+    length: int
+    sha256: str
+    complete: bool = True
+    bom: bool = False
+
+    def errors(self) -> list[LineError]:
+        found = [too_long_error(self.length, complete=self.complete)]
+        if has_lone_cr(self.prefix):
+            found.insert(0, lone_cr_error())
+        return found
+
+
+class LineDigest:
+    """Streams one line: byte length, SHA-256 and the first `keep` bytes, in bounded memory.
+
+    A trailing newline (and a CR before it) fed at the end is not counted; nor is a UTF-8 BOM at
+    the start when `strip_bom`."""
+
+    def __init__(self, *, strip_bom: bool = False, keep: int = QUARANTINE_PREFIX_BYTES) -> None:
+        self.sha = hashlib.sha256()
+        self.length = 0
+        self.keep = keep
+        self.prefix = bytearray()
+        self.held = b""  # the last two bytes: a possible CRLF ending
+        self.strip_bom = strip_bom
+        self.bom = False
+
+    def update(self, data: bytes) -> None:
+        if self.strip_bom:
+            self.strip_bom = False
+            if data.startswith(BOM):
+                data = data[len(BOM) :]
+                self.bom = True
+        if len(data) < 2:
+            data = self.held + data
+            self.held = data[-2:]
+            self._feed(data[:-2])
+            return
+        self._feed(self.held)
+        self._feed(memoryview(data)[:-2])  # no copy of a large block
+        self.held = data[-2:]
+
+    def _feed(self, data: bytes | memoryview) -> None:
+        if not data:
+            return
+        self.sha.update(data)
+        self.length += len(data)
+        if len(self.prefix) < self.keep:
+            self.prefix += data[: self.keep - len(self.prefix)]
+
+    def finish(self, *, complete: bool = True) -> LongLine:
+        tail = self.held
+        tail = tail[:-1] if tail.endswith(b"\n") else tail
+        tail = tail[:-1] if tail.endswith(b"\r") else tail
+        self.held = b""
+        self._feed(tail)
+        return LongLine(bytes(self.prefix), self.length, self.sha.hexdigest(), complete, self.bom)
+
+
+def bounded_prefix(line: bytes, keep: int = QUARANTINE_PREFIX_BYTES) -> bytes:
+    """The first `keep` bytes of a line, cut before a split UTF-8 character."""
+    if len(line) <= keep:
+        return line
+    cut = keep
+    while cut > keep - 3 and (line[cut] & 0xC0) == 0x80:
+        cut -= 1
+    return line[:cut]
+
+
+class LineTooLongInStream(Exception):
+    """A stream (not a regular file) has a line over MAX_LINE_BYTES: reading stops there."""
+
+
+def iter_bounded_lines(
+    path: Path, block_size: int = READ_BLOCK, max_line: int = MAX_LINE_BYTES
+) -> Iterator[tuple[bytes | LongLine, bool]]:
+    """Yield (line, ends_without_newline) like iter_physical_lines, in bounded memory.
+
+    A line longer than `max_line` comes as a LongLine (streamed, hashed, its prefix kept). A
+    regular file is read up to its size when reading starts (a file that keeps growing still
+    ends); in a stream (a pipe, /dev/zero) such a line ends the iteration with an incomplete
+    LongLine, since skipping it might never end."""
+    with path.open("rb") as fh:
+        info = os.fstat(fh.fileno())
+        remaining = info.st_size if stat.S_ISREG(info.st_mode) else None
+        pieces: list[bytes] = []  # the current line so far (no newline yet), at most max_line
+        pending = 0
+        at_start = True
+        long: LineDigest | None = None
+        while True:
+            want = block_size if remaining is None else min(block_size, remaining)
+            block = fh.read(want) if want else b""
+            if not block:
+                break
+            if remaining is not None:
+                remaining -= len(block)
+            nl = block.find(b"\n")
+            if nl < 0:
+                if long is not None:
+                    long.update(block)
+                    continue
+                pieces.append(block)
+                pending += len(block)
+                if pending > max_line:
+                    long = LineDigest(strip_bom=at_start)
+                    for piece in pieces:
+                        long.update(piece)
+                    pieces, pending, at_start = [], 0, False
+                    if remaining is None:
+                        yield long.finish(complete=False), True
+                        return
+                continue
+            # The line in progress ends at `nl`.
+            if long is None and pending + nl > max_line:
+                long = LineDigest(strip_bom=at_start)
+                for piece in pieces:
+                    long.update(piece)
+                pieces, pending = [], 0
+            if long is not None:
+                long.update(block[:nl])
+                yield long.finish(), False
+                long = None
+            else:
+                line = b"".join([*pieces, block[:nl]]) if pieces else block[:nl]
+                pieces, pending = [], 0
+                yield (_long_line(line, at_start) if len(line) > max_line else line), False
+            at_start = False
+            cut = block.rfind(b"\n")
+            if cut > nl:
+                for line in block[nl + 1 : cut].split(b"\n"):
+                    yield (_long_line(line, False) if len(line) > max_line else line), False
+            rest = block[cut + 1 :]
+            if rest:
+                pieces, pending = [rest], len(rest)
+        if long is not None:
+            yield long.finish(), True
+        elif pieces:
+            line = b"".join(pieces)
+            yield (_long_line(line, at_start) if len(line) > max_line else line), True
+
+
+def _long_line(line: bytes, at_start: bool) -> LongLine:
+    digest = LineDigest(strip_bom=at_start)
+    digest.update(line)
+    return digest.finish()
+
+
 def validate_file(
     path: Path,
     validator: RecordValidator,
     stats: FileStats | None = None,
     block_size: int = READ_BLOCK,
     extra_check: Callable[[bytes], list[LineError]] | None = None,
+    max_line: int = MAX_LINE_BYTES,
 ) -> Iterator[LineResult]:
     """Yield one LineResult per invalid line of `path`; fills `stats` as it goes (streaming).
 
     `extra_check(line)` (e.g. the PII guard) runs on schema-valid lines; errors it returns make
-    the line invalid."""
+    the line invalid. A line over `max_line` bytes is invalid (rule `line_length`); in a stream
+    that is not a regular file it stops the validation (LineTooLongInStream)."""
     stats = stats if stats is not None else FileStats()
     first = True
-    for raw, unterminated in iter_physical_lines(path, block_size):
+    for raw, unterminated in iter_bounded_lines(path, block_size, max_line):
         stats.lines_read += 1
+        if isinstance(raw, LongLine):
+            first = False
+            stats.bom = stats.bom or raw.bom
+            if not raw.complete:
+                raise LineTooLongInStream(stats.lines_read)
+            stats.invalid += 1
+            stats.lone_cr += has_lone_cr(raw.prefix)
+            yield LineResult(stats.lines_read, raw.errors(), raw.prefix)
+            continue
         line = raw
         if first:
             first = False
             if line.startswith(BOM):
                 line = line[len(BOM) :]
                 stats.bom = True
+        lone = False
         if line.endswith(b"\r"):
             line = line[:-1]
-            stats.crlf += 1
+            lone = unterminated  # a CR that ends the file: no newline follows it
+            stats.crlf += not unterminated
+        stats.lone_cr += lone or has_lone_cr(line)
         if is_blank(line):
             stats.blank += 1
             continue
@@ -463,4 +680,4 @@ def validate_file(
             stats.valid += 1
         else:
             stats.invalid += 1
-            yield LineResult(stats.lines_read, verdict.errors, raw)
+            yield LineResult(stats.lines_read, with_line_ending_hint(line, verdict), raw)

@@ -90,11 +90,13 @@ def test_ensure_raw_schema_types(con: Any) -> None:
         "load_ledger": "load_seq BIGINT, load_id VARCHAR, schema_name VARCHAR, target_table "
         "VARCHAR, source_file VARCHAR, file_sha256 VARCHAR, file_size BIGINT, lines_read BIGINT, "
         "rows_loaded BIGINT, rows_quarantined BIGINT, blank_lines BIGINT, started_at TIMESTAMP, "
-        "finished_at TIMESTAMP",
+        "finished_at TIMESTAMP, start_byte BIGINT, bytes_loaded BIGINT, first_line_no BIGINT, "
+        "appends_to VARCHAR",
         "outcomes": f"{lineage}, request_id VARCHAR, user_id VARCHAR, item_id VARCHAR, "
         "event_type VARCHAR, value DOUBLE, ts TIMESTAMP",
         "quarantine": f"{lineage}, schema_name VARCHAR, target_table VARCHAR, raw_text VARCHAR, "
-        "errors VARCHAR, error_count INTEGER, quarantined_at TIMESTAMP",
+        "errors VARCHAR, error_count INTEGER, quarantined_at TIMESTAMP, line_bytes BIGINT, "
+        "line_sha256 VARCHAR, raw_truncated BOOLEAN",
         "ranker_a": ranklist,
         "ranker_b": ranklist,
         "ranklists": ranklist,
@@ -253,11 +255,13 @@ def test_same_file_twice_loads_nothing_new(con: Any, tmp_path: Path) -> None:
     assert (second.lines_read, second.rows_loaded) == (0, 0)
     assert rows(con, "select count(*) from raw.exposures") == [(2,)]
     assert rows(con, "select count(*) from raw.load_ledger") == [(1,)]
-    # Another table is another load; a changed file (same size) is new too.
+    # Another table is another load; other content under another name is new too (the same
+    # path with changed content is refused: tests/python/test_load_append.py).
     other = loader.load_file(con, "exposure.v1", src, table="exposures_b")
     assert (other.skipped_duplicate, other.load_seq, other.rows_loaded) == (False, 2, 2)
-    src.write_bytes(jl(exposure(1), exposure(3)))
-    assert loader.load_file(con, "exposure.v1", src).rows_loaded == 2
+    changed = tmp_path / "changed.jsonl"
+    changed.write_bytes(jl(exposure(1), exposure(3)))
+    assert loader.load_file(con, "exposure.v1", changed).rows_loaded == 2
     assert rows(con, "select count(*), max(load_seq) from raw.exposures") == [(4, 3)]
 
 

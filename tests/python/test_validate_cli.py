@@ -92,6 +92,7 @@ def test_json_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
         "invalid_lines": 1,
         "blank_lines": 1,
         "crlf_lines": 1,
+        "lone_cr_lines": 0,
         "bom": True,
         "invalid": [
             {

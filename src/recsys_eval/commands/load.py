@@ -52,18 +52,41 @@ def _summary(res: loader.LoadResult) -> str:
         return (
             f"{res.source_file}: already loaded (load_id {res.load_id}, sha256 "
             f"{res.file_sha256[:12]}): nothing new"
-        )
+        ) + _growth_note(res)
     rate = res.lines_per_second
     notes = []
     if res.bom:
         notes.append("UTF-8 BOM stripped")
     if res.crlf_lines:
         notes.append(f"{res.crlf_lines:,} CRLF line(s)")
+    if res.lone_cr_lines:
+        notes.append(
+            f"{res.lone_cr_lines:,} line(s) with a lone CR: lines end in a lone CR (classic Mac "
+            "OS)? convert with `tr '\\r' '\\n'`"
+        )
     note = f" ({'; '.join(notes)})" if notes else ""
-    return (
+    text = (
         f"{res.source_file} -> raw.{res.table}: {res.lines_read:,} lines read, "
         f"{res.rows_loaded:,} loaded, {res.rows_quarantined:,} quarantined, "
         f"{res.blank_lines:,} blank, {res.seconds:.2f} s, {rate:,.0f} lines/s{note}"
+    )
+    if res.appends_to is not None:
+        last = res.first_line_no + res.lines_read - 1
+        lines = f"lines {res.first_line_no:,}-{last:,}" if res.lines_read else "no new line"
+        text += (
+            f"\n  appended: loaded {lines}; the first {res.start_byte:,} bytes were loaded by "
+            f"load {res.appends_to}"
+        )
+    return text + _growth_note(res)
+
+
+def _growth_note(res: loader.LoadResult) -> str:
+    if res.size_at_end <= res.end_byte:
+        return ""
+    return (
+        f"\n  note: the file is now {res.size_at_end:,} bytes; this load took its first "
+        f"{res.end_byte:,} (complete lines present when it started); load it again to add the "
+        "rest once it is complete"
     )
 
 

@@ -254,6 +254,14 @@ def write_decision(
     return EXIT_HOLD if verdict == "hold" else EXIT_FAIL
 
 
+# Each file's latest load: a load that a later appended load extends (appends_to) is part of it
+# (the later row's hash covers the earlier bytes too).
+HELD_LOADS_SQL = """
+select target_table, file_sha256 from raw.load_ledger as l
+where not exists (select 1 from raw.load_ledger as a where a.appends_to = l.load_id)
+"""
+
+
 def load_sources(cfg: RunConfig, database: Path) -> dict[str, Any]:
     """Load every configured JSONL source; refuse a database that holds other files' rows."""
     from recsys_eval.loader import ensure_raw_schema, load_file
@@ -269,7 +277,7 @@ def load_sources(cfg: RunConfig, database: Path) -> dict[str, Any]:
             assert src.path is not None  # only jsonl sources get this far
             results[src.name] = load_file(con, schema, src.path, table=table, pii_guard=pii)
         wanted = {(r.table, r.file_sha256) for r in results.values()}
-        held = set(con.execute("select target_table, file_sha256 from raw.load_ledger").fetchall())
+        held = set(con.execute(HELD_LOADS_SQL).fetchall())
         extra = held - wanted
         if extra:
             raise RecsysEvalError(

@@ -16,7 +16,15 @@ from typing import Any
 from recsys_eval import privacy, schema_registry
 from recsys_eval.commands.load import add_pii_guard_flag
 from recsys_eval.errors import EXIT_ERROR, EXIT_OK, RecsysEvalError
-from recsys_eval.validation import FileStats, LineError, RecordValidator, validate_file
+from recsys_eval.validation import (
+    LONE_CR_MESSAGE,
+    MAX_LINE_BYTES,
+    FileStats,
+    LineError,
+    LineTooLongInStream,
+    RecordValidator,
+    validate_file,
+)
 
 DEFAULT_MAX_ERRORS = 100
 
@@ -88,6 +96,12 @@ def run(args: argparse.Namespace) -> int:
                     )
     except OSError as exc:
         raise RecsysEvalError(f"cannot read {args.input}: {exc.strerror or exc}") from exc
+    except LineTooLongInStream as exc:
+        raise RecsysEvalError(
+            f"{args.input}:{exc.args[0]}: line too long: more than {MAX_LINE_BYTES:,} bytes "
+            "(64 MiB) without a newline in a stream that is not a regular file; validation "
+            "stopped here. Check that the input is JSONL, or save it to a file and validate that"
+        ) from None
 
     if args.format == "json":
         summary = {
@@ -99,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             "invalid_lines": stats.invalid,
             "blank_lines": stats.blank,
             "crlf_lines": stats.crlf,
+            "lone_cr_lines": stats.lone_cr,
             "bom": stats.bom,
             "invalid": details,
             "invalid_not_shown": stats.invalid - shown,
@@ -120,5 +135,10 @@ def run(args: argparse.Namespace) -> int:
             )
         if stats.bom:
             print("note: a UTF-8 BOM at the start of the file was ignored", file=sys.stderr)
+        if stats.lone_cr:
+            print(
+                f"note: {stats.lone_cr:,} line(s) hold a lone CR; {LONE_CR_MESSAGE}",
+                file=sys.stderr,
+            )
         print(f"validation failed for {stats.invalid} line(s)", file=sys.stderr)
     return EXIT_ERROR
