@@ -70,8 +70,9 @@ def is_dsn_name(name: str) -> bool:
 
 # A URL runs to the next whitespace, except inside {braces} (JDBC `password={a b}`). One slash
 # is enough: `str(Path("s3://k:s@b/x"))` is `s3:/k:s@b/x`. A one-letter scheme is a drive (C:/).
-_URL = re.compile(r"(?<![A-Za-z0-9+.\-])([A-Za-z][A-Za-z0-9+.\-]+:/+)((?:\{[^}\n]*\}|\S)*)")
-_URL_PARAM = re.compile(r"(?<=[?&;#])([^=&;#?\s]+)=(\{[^}\n]*\}|[^&;#\s]*)")
+# Braced values are bounded (256 characters) so that hostile text stays linear.
+_URL = re.compile(r"(?<![A-Za-z0-9+.\-])([A-Za-z][A-Za-z0-9+.\-]+:/+)((?:\{[^}\n]{0,256}\}|\S)*)")
+_URL_PARAM = re.compile(r"(?<=[?&;#])([^=&;#?\s]+)=(\{[^}\n]{0,256}\}|[^&;#\s]*)")
 
 
 def _userinfo_end(rest: str) -> int | None:
@@ -126,11 +127,11 @@ _PAIR_JSON = re.compile(r"""(["'])([A-Za-z_][\w.\-]*)\1[ \t]*:[ \t]*""")
 _PAIR_YAML = re.compile(
     r"(?:^|(?<=[{,]))[ \t]*(?:-[ \t]+)?()([A-Za-z_][\w\-]*)[ \t]*:(?=[ \t]|$)[ \t]*", re.M
 )
-# Two `name=value` pairs separated by `;`: an ODBC / JDBC connection string (values may hold
-# spaces and run to the next `;`).
-# Only a pair at the start (or after `:`, `(`, ...) is read this way: one preceded by another
-# pair's value (`host=x password=a;b`) is libpq, whose bare values end at whitespace.
-_SEMICOLON_PAIRS = re.compile(r"[\w.\-]+[ \t]*=[^;\n]*;[ \t]*[\w.\-]+[ \t]*=")
+# A `name=` at a word start: two `;`-separated parts holding one make an ODBC / JDBC connection
+# string (values may hold spaces and run to the next `;`). Only a pair at the start (or after
+# `:`, `(`, ...) is read this way: one preceded by another pair's value (`host=x password=a;b`)
+# is libpq, whose bare values end at whitespace.
+_PAIR_START = re.compile(r"(?<![\w.\-])[\w.\-]+[ \t]*=")
 
 
 def _quoted_end(text: str, start: int) -> int:
@@ -205,6 +206,13 @@ def _value_span(text: str, start: int, stop: str) -> tuple[int, int]:
     return start, end
 
 
+def _semicolon_pairs(text: str) -> bool:
+    """True for an ODBC / JDBC style text: two `;`-separated parts that hold a `name=`."""
+    if ";" not in text:
+        return False
+    return sum(1 for part in text.split(";") if _PAIR_START.search(part)) >= 2
+
+
 def _char_before(text: str, index: int) -> str:
     """The last character before `index` that is not a space or tab ('' at the start)."""
     while index > 0 and text[index - 1] in " \t":
@@ -213,7 +221,7 @@ def _char_before(text: str, index: int) -> str:
 
 
 def _pair_spans(text: str) -> Iterator[tuple[int, int]]:
-    semicolons = _SEMICOLON_PAIRS.search(text) is not None
+    semicolons = _semicolon_pairs(text)
     found = []
     for kind, pattern in (("eq", _PAIR_EQ), ("json", _PAIR_JSON), ("yaml", _PAIR_YAML)):
         for m in pattern.finditer(text):
