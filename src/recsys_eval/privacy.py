@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from recsys_eval import value_free
 from recsys_eval.errors import ConfigError
 from recsys_eval.validation import LineError
 
@@ -133,6 +134,16 @@ def line_errors(findings: list[tuple[str, str]]) -> list[LineError]:
         )
         for name, kind in findings
     ]
+
+
+def without_values(error: LineError) -> LineError:
+    """An error as `validate` prints it under a guard (flag or reject): quoted object keys in
+    the path masked, and a message that quotes no data value (`<string, 7 chars> is not of type
+    'integer'`), only the rule and what the schema expects."""
+    message = error.value_free
+    if message is None:
+        message = value_free.rule_text(error.rule, error.message)
+    return LineError(value_free.mask_path(error.path), error.rule, message, message)
 
 
 def counter_key(name: str, kind: str) -> str:

@@ -36,6 +36,7 @@ import jsonschema_rs
 import orjson
 from rfc3339_validator import RFC3339_REGEX, validate_rfc3339
 
+from recsys_eval.value_free import schema_error_message
 from recsys_eval.warehouse_rules import (
     FAST_INT64_MIN,
     RULE_REPRESENTABLE,
@@ -106,6 +107,9 @@ class LineError:
     path: str
     rule: str
     message: str
+    # The message without any data value, shown under a PII guard (recsys_eval.value_free);
+    # None when only the rule says what is wrong without quoting data.
+    value_free: str | None = field(default=None, compare=False)
 
     def as_dict(self) -> dict[str, str]:
         return {"path": self.path, "rule": self.rule, "message": self.message}
@@ -389,13 +393,23 @@ class RecordValidator:
 def _errors_of(validator: Any, doc: Any) -> list[LineError]:
     try:
         found = [
-            LineError(json_path(e.absolute_path), str(e.validator), _short(e.message))
+            LineError(
+                json_path(e.absolute_path), str(e.validator), _short(e.message), _value_free(e)
+            )
             for e in validator.iter_errors(doc)
         ]
     except RecursionError:
         return [LineError("$", RULE_DEPTH, DEPTH_MESSAGE)]
     found.sort(key=lambda e: (e.path, e.rule, e.message))
     return found
+
+
+def _value_free(e: Any) -> str:
+    """A jsonschema error's message without the offending value (`<string, 7 chars> is not of
+    type 'integer'`)."""
+    return schema_error_message(
+        str(e.validator), e.validator_value, e.instance, e.schema, e.message
+    )
 
 
 def is_blank(line: bytes) -> bool:

@@ -2,7 +2,9 @@
 
 Reference-compatible: prints nothing and exits 0 when every line is valid. Otherwise prints every
 error of every bad line as `FILE:LINE: $.path: message [rule]` to stderr, then
-`validation failed for N line(s)`, and exits 1.
+`validation failed for N line(s)`, and exits 1. Under `--pii-guard flag|reject` no message
+quotes a data value (`<string, 7 chars> is not of type 'integer'`: privacy.without_values); the
+file name and messages are always redacted of secrets (recsys_eval.redaction).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from recsys_eval import privacy, schema_registry
 from recsys_eval.commands.load import add_pii_guard_flag
 from recsys_eval.errors import EXIT_ERROR, EXIT_OK, RecsysEvalError
+from recsys_eval.redaction import redact_text
 from recsys_eval.validation import (
     LONE_CR_MESSAGE,
     MAX_LINE_BYTES,
@@ -76,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         return privacy.line_errors(findings) if pii_mode == "reject" else []
 
     extra = pii_check if pii_mode != "off" else None
+    guarded = pii_mode != "off"
+    name = redact_text(args.input)
     limit = args.max_errors or None
     shown = 0
     details: list[dict[str, Any]] = []
@@ -86,12 +91,15 @@ def run(args: argparse.Namespace) -> int:
             shown += 1
             if args.format == "json":
                 details.append(
-                    {"line": result.line_no, "errors": [e.as_dict() for e in result.errors]}
+                    {
+                        "line": result.line_no,
+                        "errors": [e.as_dict() for e in _shown(result.errors, guarded)],
+                    }
                 )
             else:
-                for err in result.errors:
+                for err in _shown(result.errors, guarded):
                     print(
-                        f"{args.input}:{result.line_no}: {err.path}: {err.message} [{err.rule}]",
+                        f"{name}:{result.line_no}: {err.path}: {err.message} [{err.rule}]",
                         file=sys.stderr,
                     )
     except OSError as exc:
@@ -105,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.format == "json":
         summary = {
-            "file": args.input,
+            "file": name,
             "schema": ref.name,
             "valid": stats.invalid == 0,
             "lines_read": stats.lines_read,
@@ -142,3 +150,11 @@ def run(args: argparse.Namespace) -> int:
             )
         print(f"validation failed for {stats.invalid} line(s)", file=sys.stderr)
     return EXIT_ERROR
+
+
+def _shown(errors: list[LineError], guarded: bool) -> list[LineError]:
+    """The errors as printed: under a PII guard without any data value (the JSON path, the rule
+    and a value-free message: privacy.without_values); secrets are always redacted."""
+    if guarded:
+        errors = [privacy.without_values(e) for e in errors]
+    return [LineError(e.path, e.rule, redact_text(e.message)) for e in errors]
