@@ -15,6 +15,7 @@ from recsys_eval.commands import show as show_cmd
 from recsys_eval.commands import validate as validate_cmd
 from recsys_eval.errors import EXIT_ERROR, RecsysEvalError
 from recsys_eval.redaction import redact_text
+from recsys_eval.tempdirs import Interrupted, signals_as_interrupts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,11 +38,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        with signals_as_interrupts():  # SIGTERM / SIGHUP clean up like Ctrl-C
+            return int(args.func(args))
     except RecsysEvalError as exc:
         # Messages may echo a DSN, a path or a config value: secrets never reach the console.
         print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return exc.exit_code
+    except Interrupted as exc:
+        print(f"terminated ({exc}): nothing was written", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("interrupted: nothing was written", file=sys.stderr)
         return 130

@@ -19,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -32,7 +31,7 @@ from typing import Any
 import duckdb
 import orjson
 
-from recsys_eval import privacy, schema_registry, warehouse
+from recsys_eval import privacy, schema_registry, tempdirs, warehouse
 from recsys_eval.errors import RecsysEvalError
 from recsys_eval.fast_accept import fast_accept_for
 from recsys_eval.validation import (
@@ -1060,7 +1059,7 @@ def _load(
     load_id = _new_load_id()
     n_workers = _default_workers(size) if workers is None else workers
     bar = _Progress(f"loading {src.name}", size, progress)
-    tmp_dir = tempfile.mkdtemp(prefix="recsys-eval-load-")
+    tmp_dir = str(tempdirs.create(tempdirs.LOAD_PREFIX))  # swept if we are killed
     pool: Any = None
     # Rows carry their line number, so DuckDB need not keep insertion order (measured: the
     # insert of 1M exposures is ~25 % faster without it).
