@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from recsys_eval.errors import ConfigError
+from recsys_eval.inputs import check_input_file
 from recsys_eval.redaction import is_secret_name
 
 MODES = ("offline", "experiment", "ope", "interleaving", "aa-check")
@@ -347,6 +348,7 @@ def _check_source(src: dict[str, Any] | None, where: str, dataset_file: Path) ->
         if not src.get("path"):
             raise ConfigError(f"{dataset_file}: {where}.path: required for a jsonl source")
         src["path"] = _resolve_path(src["path"], dataset_file, where)
+        check_input_file(src["path"], f"{dataset_file}: {where}.path")  # not a FIFO, /proc, ...
     else:
         if not src.get("dsn") or not src.get("query"):
             raise ConfigError(f"{dataset_file}: {where}: a {typ} source needs dsn and query")

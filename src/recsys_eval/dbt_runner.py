@@ -31,6 +31,7 @@ from typing import Any
 from recsys_eval import __version__
 from recsys_eval.errors import ConfigError, RecsysEvalError
 from recsys_eval.paths import project_dir
+from recsys_eval.warehouse import PRIVATE_UMASK, locked_error
 
 _DBT_MAIN = "import sys; from dbt.cli.main import cli; sys.exit(cli())"
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
@@ -103,16 +104,50 @@ def build(
         capture_output=True,
         text=True,
         check=False,
+        umask=PRIVATE_UMASK,  # the database's WAL and dbt's files are private (0600)
     )
     save_parse_state(cache_entry, target_path)
     nodes = _read_results(target_path / "run_results.json")
     failed = [n for n in nodes if n.status in ("error", "fail", "runtime error")]
     if failed or proc.returncode != 0:
         detail = "; ".join(f"{n.unique_id}: {n.status} {n.message}".strip() for n in failed)
+        output = f"{detail}\n{proc.stderr}\n{proc.stdout}"
+        known = known_failure(database, work_dir, output)
+        if known is not None:
+            raise known
         if not detail:
             detail = (proc.stderr or proc.stdout).strip()[-2000:]
         raise RecsysEvalError(f"dbt build failed: {detail}")
     return nodes
+
+
+NO_SPACE_MARKERS = ("No space left on device", "[Errno 28]", "Disk quota exceeded")
+
+
+def known_failure(database: Path, work_dir: Path, output: str) -> RecsysEvalError | None:
+    """A one-line error for the failures a user can act on, found in dbt's output: the database
+    locked by another process (`database ... is locked by another run (pid N)`) or a full disk
+    (naming the temp folder and the database folder with their free space); None otherwise."""
+    locked = locked_error(database, output)
+    if locked is not None:
+        return locked
+    if not any(marker in output for marker in NO_SPACE_MARKERS):
+        return None
+    folders = [("temp folder", work_dir.parent)]
+    if not database.parent.is_relative_to(work_dir):  # a kept --database elsewhere
+        folders.append(("database folder", database.parent))
+    places = []
+    for label, folder in folders:
+        try:
+            free = f"{shutil.disk_usage(folder).free / 2**20:,.0f} MiB free"
+        except OSError:
+            free = "free space unknown"
+        places.append(f"{label} {folder}: {free}")
+    return RecsysEvalError(
+        f"dbt build failed: No space left on device ({'; '.join(places)}); free "
+        "space, or point TMPDIR (temporary files) or --database (the run database) at a disk "
+        "with room"
+    )
 
 
 _MEMORY_LIMIT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(kb|mb|gb|tb|kib|mib|gib|tib|%)\s*$", re.I)
@@ -210,9 +245,10 @@ def _prune(folder: Path) -> None:
 
 
 def _read_results(path: Path) -> list[NodeResult]:
-    if not path.exists():
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):  # absent, or cut short by a full disk
         return []
-    data = json.loads(path.read_text())
     return [
         NodeResult(r["unique_id"], str(r["status"]), str(r.get("message") or ""))
         for r in data.get("results", [])

@@ -138,13 +138,21 @@ def validate_against(document: dict[str, Any], schema_name: str) -> None:
 
 
 def check_writable(path: Path) -> Path:
-    """The resolved `path` if a report can be written there: its folder exists and is writable,
-    and `path` is absent or a regular file (a device such as /dev/full, a directory or a FIFO is
-    never replaced). Raises RecsysEvalError naming the path otherwise."""
-    path = path.resolve()
-    folder = path.parent
+    """The absolute `path` (its folder resolved, the file name kept) if a report can be written
+    there: its folder exists and is writable, and `path` is absent or a regular file. A device such
+    as /dev/full, a directory or a FIFO is never replaced, and a symbolic link is refused rather
+    than followed (a planted link would redirect the write to its target). Raises RecsysEvalError
+    naming the path otherwise."""
+    path = Path(path)
+    folder = path.parent.resolve()
+    path = folder / path.name if path.name not in ("", ".", "..") else path.resolve()
     if not folder.is_dir():
         raise RecsysEvalError(f"cannot write {path}: folder {folder} does not exist")
+    if os.path.islink(path):
+        raise RecsysEvalError(
+            f"cannot write {path}: it is a symbolic link (to {os.readlink(path)}); refusing to "
+            "write through it: remove the link or choose another path"
+        )
     if path.exists() and not path.is_file():
         raise RecsysEvalError(f"cannot write {path}: it exists and is not a regular file")
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -154,7 +162,9 @@ def check_writable(path: Path) -> Path:
 
 def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
     """Write `text` to `path` via a temp file in the same folder and a rename, so a crash or a
-    full disk never leaves a half-written file behind."""
+    full disk never leaves a half-written file behind. The temp file is created with O_EXCL and
+    O_NOFOLLOW (tempfile.mkstemp) and its mode set through its descriptor; the rename replaces a
+    link planted at `path` after the check, never its target."""
     path = check_writable(path)
     folder = path.parent
     try:
@@ -163,10 +173,10 @@ def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
         raise RecsysEvalError(f"cannot write {path}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), mode)
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)

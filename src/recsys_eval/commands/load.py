@@ -9,6 +9,7 @@ from typing import Any
 
 from recsys_eval import loader, privacy, schema_registry, warehouse
 from recsys_eval.errors import EXIT_ERROR, EXIT_OK, RecsysEvalError
+from recsys_eval.inputs import check_input_file
 from recsys_eval.redaction import redact_text
 
 
@@ -97,10 +98,16 @@ def run(args: argparse.Namespace) -> int:
     for f in files:
         if not f.exists():
             raise RecsysEvalError(f"input file not found: {f}")
-        if not f.is_file():
-            raise RecsysEvalError(f"input is not a regular file: {f}")
+        check_input_file(f, "--input")  # a FIFO, device, directory or /proc file: before any work
     progress = not args.no_progress and sys.stderr.isatty()
     pii_guard = privacy.check_mode(args.pii_guard)
+    with warehouse.private_files():  # the database and its WAL are created 0600
+        return _load_all(args, files, table, progress, pii_guard)
+
+
+def _load_all(
+    args: argparse.Namespace, files: list[Path], table: str, progress: bool, pii_guard: str
+) -> int:
     con = warehouse.connect(args.database)
     status = EXIT_OK
     try:

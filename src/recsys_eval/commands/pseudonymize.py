@@ -32,6 +32,7 @@ import orjson
 from recsys_eval import schema_registry
 from recsys_eval.errors import EXIT_OK, ConfigError, RecsysEvalError
 from recsys_eval.redaction import redact_text
+from recsys_eval.report import check_writable
 from recsys_eval.validation import BOM, iter_physical_lines
 
 DEFAULT_KEY_ENV = "RECSYS_EVAL_PSEUDONYMIZE_KEY"
@@ -194,8 +195,7 @@ def pseudonymize_file(src: Path, dst: Path, fields: list[str], key: bytes) -> tu
                 records += 1
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, dst)
+        os.replace(tmp, dst)  # mkstemp made it 0600; the rename replaces a link, not its target
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -225,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
         raise RecsysEvalError(f"input file not found: {src}")
     if dst.exists() and dst.resolve() == src.resolve():
         raise ConfigError("--output must not be the input file")
+    check_writable(dst)  # never through a symbolic link, onto a device or into a read-only folder
     lines, records = pseudonymize_file(src, dst, fields, key)
     print(
         redact_text(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from recsys_eval.errors import ConfigError, RecsysEvalError
 from recsys_eval.render import FORMATS, render_report
-from recsys_eval.report import validate_against, write_atomic
+from recsys_eval.report import check_writable, validate_against, write_atomic
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,6 +52,7 @@ def main(args: argparse.Namespace) -> int:
     fmt = (args.format or "").strip().lower()
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {args.format!r} (md, markdown, html)")
+    check_writable(args.output)  # a symbolic link, a device or a read-only folder: before work
     report = read_report(args.report)
     write_atomic(args.output, render_report(report, fmt))
     return 0

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import shutil
+import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from recsys_eval import __version__
+from recsys_eval import __version__, tempdirs
 from recsys_eval.commands.load import add_pii_guard_flag
 from recsys_eval.config import RunConfig, load_run_config
 from recsys_eval.errors import (
@@ -55,6 +54,7 @@ from recsys_eval.report import (
     write_atomic,
 )
 from recsys_eval.timeutil import format_rfc3339, parse_rfc3339, utc_now
+from recsys_eval.warehouse import private_files
 
 OUTPUT_FORMATS = ("json", "md", "markdown", "html")
 # Which schema and raw table each dataset source loads into.
@@ -138,11 +138,14 @@ def main(args: argparse.Namespace) -> int:
         raise RecsysEvalError(
             f"cannot write {output}: folder {output.resolve().parent} does not exist"
         )
-    check_writable(output)  # a read-only folder or a device path fails before any work
-
+    # Every destination (a read-only folder, a device, a symbolic link) fails before any work.
+    check_writable(output)
     created = utc_now()
-    work_dir = Path(tempfile.mkdtemp(prefix="recsys-eval-run-"))
-    try:
+    history_file = history_path(cfg, created)
+    if decision_enabled(cfg):
+        check_writable(decision_path(cfg, output))
+
+    with tempdirs.temporary_folder(tempdirs.RUN_PREFIX) as work_dir, private_files():
         database = args.database.resolve() if args.database else work_dir / "run.duckdb"
         loads = load_sources(cfg, database)
         marts = build_marts(
@@ -153,28 +156,82 @@ def main(args: argparse.Namespace) -> int:
             memory_limit=memory_limit,
             full_tests=bool(getattr(args, "full_tests", False)),
         )
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
 
     report = assemble_report(cfg, created, marts, loads, baseline)
     validate_against(report, "report.v1")  # the reference's contract, unchanged
     validate_against(report, "report.v2")  # v1 with the OPE and interleaving sections typed
     text = dumps(report)
     write_atomic(output, text if render is None else render(report, fmt))
-    history = cfg.eval["offline"].get("history_dir")
-    if cfg.mode == "offline" and history:
-        folder = Path(history)
-        folder.mkdir(mode=0o750, parents=True, exist_ok=True)
-        write_atomic(folder / f"{report['run_id']}.json", text)
+    if history_file is not None:
+        write_history(history_file, text)
     decision = report.get("experiment", {}).get("decision")
     if decision is not None:
         if args.database:
-            record_decision(args.database.resolve(), report, decision)
+            with private_files():
+                record_decision(args.database.resolve(), report, decision)
         return write_decision(decision, report, cfg, output)
     failed = [g for g in report.get("gates", []) if not g["passed"]]
     for gate in failed:
         print(f"ERROR: gate failed: {gate['metric']} delta={gate['delta']:.6f}", file=sys.stderr)
     return EXIT_GATE if failed else EXIT_OK
+
+
+def run_id(mode: str, created: Any) -> str:
+    """`<mode prefix>-<created, UTC, to the second>`, e.g. offline-20240301T120000Z."""
+    return f"{RUN_ID_PREFIX[mode]}-{created.strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def decision_enabled(cfg: RunConfig) -> bool:
+    return cfg.mode == "experiment" and bool(
+        cfg.eval["experiment"].get("decision", {}).get("enabled")
+    )
+
+
+def decision_path(cfg: RunConfig, output: Path) -> Path:
+    """`experiment.decision.output_path`, else `<output>.decision.json`."""
+    configured = cfg.eval["experiment"].get("decision", {}).get("output_path")
+    return Path(configured) if configured else output.with_name(output.name + ".decision.json")
+
+
+def history_path(cfg: RunConfig, created: Any) -> Path | None:
+    """Where `offline.history_dir` gets this run's copy (None without one), checked before any
+    work: the folder (or, when it does not exist yet, its nearest existing parent) must be a
+    writable folder and `<run_id>.json` there a new or regular file, never a symbolic link."""
+    history = cfg.eval["offline"].get("history_dir")
+    if cfg.mode != "offline" or not history:
+        return None
+    folder = Path(history).absolute()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():
+            break  # a dangling link: refused just below
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RecsysEvalError(
+            f"offline.history_dir {history}: {existing} is not a folder; fix history_dir in "
+            f"{cfg.eval_file}"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RecsysEvalError(
+            f"offline.history_dir {history}: folder {existing} is not writable; fix its "
+            f"permissions or history_dir in {cfg.eval_file}"
+        )
+    path = folder / f"{run_id(cfg.mode, created)}.json"
+    if existing == folder:
+        check_writable(path)
+    return path
+
+
+def write_history(path: Path, text: str) -> None:
+    """Create the history folder (0750) if needed and write the report copy there."""
+    try:
+        path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RecsysEvalError(
+            f"cannot create offline.history_dir {path.parent}: {exc.strerror or exc} (the "
+            "report itself was written)"
+        ) from None
+    write_atomic(path, text)
 
 
 def _renderer(fmt: str) -> Any:
@@ -244,9 +301,7 @@ def write_decision(
     }
     validate_against(decision, "decision.v1")
     validate_against(decision, "decision.v2")
-    configured = cfg.eval["experiment"].get("decision", {}).get("output_path")
-    path = Path(configured) if configured else output.with_name(output.name + ".decision.json")
-    write_atomic(path, dumps(decision))
+    write_atomic(decision_path(cfg, output), dumps(decision))
     verdict = decision["verdict"]
     if verdict == "ship":
         return EXIT_OK
@@ -508,7 +563,7 @@ def assemble_report(
         warnings.append(f"pii_guard: {pii_summary(loads['pii_findings'], action)}")
     executive: dict[str, Any] = {"decision": "not_configured", "highlights": []}
     report: dict[str, Any] = {
-        "run_id": f"{RUN_ID_PREFIX[cfg.mode]}-{created.strftime('%Y%m%dT%H%M%SZ')}",
+        "run_id": run_id(cfg.mode, created),
         "mode": cfg.mode,
         "created_at": format_rfc3339(created),
         "version": REPORT_FORMAT_VERSION,
