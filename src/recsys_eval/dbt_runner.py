@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys_eval import __version__
+from recsys_eval.dbt_vars import encode as encode_vars
 from recsys_eval.errors import ConfigError, RecsysEvalError
 from recsys_eval.paths import project_dir
 from recsys_eval.warehouse import PRIVATE_UMASK, locked_error
@@ -83,7 +84,9 @@ def build(
         "--target", "duckdb",
         "--target-path", str(target_path),
         "--log-path", str(work_dir / "logs"),
-        "--vars", json.dumps(dbt_vars, ensure_ascii=False),  # YAML refuses surrogate escapes
+        # Every string that could hold template syntax is encoded (recsys_eval.dbt_vars): dbt
+        # renders string vars as Jinja, and the models decode with recsys_eval.config_var.
+        "--vars", json.dumps(encode_vars(dbt_vars), ensure_ascii=False),
         "--quiet",
         "--no-use-colors",
         "--select", *select,
@@ -190,7 +193,7 @@ def parse_cache_entry(proj: Path, database: Path, dbt_vars: dict[str, Any]) -> P
             "version": __version__,
             "project": str(proj.resolve()),
             "database": str(Path(database).resolve()),
-            "vars": dbt_vars,
+            "vars": encode_vars(dbt_vars),
         },
         sort_keys=True,
         ensure_ascii=False,
@@ -253,3 +256,22 @@ def _read_results(path: Path) -> list[NodeResult]:
         NodeResult(r["unique_id"], str(r["status"]), str(r.get("message") or ""))
         for r in data.get("results", [])
     ]
+
+
+# dbt-duckdb reads its `path` as a URL ('#' starts a fragment, '?' a query) and quotes the file
+# name into SQL without escaping (its schema listing), so such a database path would open the
+# wrong file or break (or change) a statement.
+_DBT_UNSAFE_PATH_CHARS = ("'", '"', "#", "?", "\\", "\n", "\r", "\0")
+
+
+def check_database_path(database: Path, where: str = "--database") -> Path:
+    """Refuse a run database path that dbt-duckdb cannot open as written, before any work."""
+    text = str(database)
+    bad = sorted({ch for ch in _DBT_UNSAFE_PATH_CHARS if ch in text})
+    if bad:
+        shown = " ".join(repr(ch) for ch in bad)
+        raise ConfigError(
+            f"{where} {text!r}: dbt-duckdb cannot open a path holding {shown} (it reads the path "
+            "as a URL and quotes the file name into SQL); choose a path without those characters"
+        )
+    return database

@@ -144,9 +144,17 @@ def main(args: argparse.Namespace) -> int:
     history_file = history_path(cfg, created)
     if decision_enabled(cfg):
         check_writable(decision_path(cfg, output))
+    if args.database:
+        from recsys_eval.dbt_runner import check_database_path
+
+        check_database_path(args.database.resolve())  # what dbt-duckdb can open, before any work
 
     with tempdirs.temporary_folder(tempdirs.RUN_PREFIX) as work_dir, private_files():
         database = args.database.resolve() if args.database else work_dir / "run.duckdb"
+        if not args.database:
+            from recsys_eval.dbt_runner import check_database_path
+
+            check_database_path(database, "the temporary run database (set TMPDIR or --database)")
         loads = load_sources(cfg, database)
         marts = build_marts(
             cfg,
