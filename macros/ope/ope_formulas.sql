@@ -49,3 +49,16 @@
         {{ raw }}
     {%- endif -%}
 {%- endmacro %}
+
+
+{#-
+    ope_reward_aggregate(expression, aggregation): aggregate of a request's per-item values per
+    ope.reward_aggregation: 'sum' (recsys_eval.exact_sum, independent of row order) or 'max'.
+-#}
+{% macro ope_reward_aggregate(expression, aggregation) -%}
+    {%- if aggregation == 'sum' -%}
+        {{ recsys_eval.exact_sum(expression) }}
+    {%- else -%}
+        max({{ expression }})
+    {%- endif -%}
+{%- endmacro %}

@@ -19,7 +19,7 @@ segment_sums as (
         count(*) as exposures,
         sum(click_count) as clicks,
         sum(conversion_count) as conversions,
-        sum(revenue) as revenue,
+        {{ recsys_eval.exact_sum('revenue') }} as revenue,
 
         ----------  second moments of the tallies (lift intervals)
         sum(click_count * click_count) as clicks_squared_sum,
@@ -36,7 +36,7 @@ segment_sums as (
 
         ----------  CUPED sums over the cases with a covariate
         count(covariate_value) as covariate_exposures,
-        sum(covariate_value) as covariate_sum,
+        {{ recsys_eval.exact_sum('covariate_value') }} as covariate_sum,
         sum(case when covariate_value is not null then clicked else 0 end) as covariate_clicked,
         sum(case when covariate_value is not null then converted else 0 end) as covariate_converted
 
@@ -147,7 +147,7 @@ global_sums as (
         sum(exposures) as exposures,
         sum(clicks) as clicks,
         sum(conversions) as conversions,
-        sum(revenue) as revenue,
+        {{ recsys_eval.exact_sum('revenue') }} as revenue,
         sum(clicks_squared_sum) as clicks_squared_sum,
         sum(conversions_squared_sum) as conversions_squared_sum,
         min(first_exposed_at_epoch_us) as first_exposed_at_epoch_us,
@@ -156,7 +156,7 @@ global_sums as (
         sum(empty_exposures) as empty_exposures,
         sum(latency_exposures) as latency_exposures,
         sum(covariate_exposures) as covariate_exposures,
-        sum(covariate_sum) as covariate_sum,
+        {{ recsys_eval.exact_sum('covariate_sum') }} as covariate_sum,
         sum(covariate_clicked) as covariate_clicked,
         sum(covariate_converted) as covariate_converted
 

@@ -147,6 +147,7 @@ log_coefficients as (
         segment_key,
         test_name,
         trials,
+        outcome,
         sum(log_step) over (
             partition by scope, segment_key, test_name
             order by outcome
@@ -160,15 +161,35 @@ log_coefficients as (
 
 ),
 
+running_tails as (
+
+    -- the tail probabilities added in a fixed order (outcome 0, 1, ...: the smallest first), so the
+    -- p-value does not depend on the row order of a parallel aggregate; not recsys_eval.exact_sum,
+    -- whose fixed absolute scale (2^-80) would round a tiny tail probability away
+    select
+        scope,
+        segment_key,
+        test_name,
+        outcome,
+        sum(exp(log_coefficient - log_outcome_count)) over (
+            partition by scope, segment_key, test_name
+            order by outcome
+            rows between unbounded preceding and current row
+        ) as running_tail
+
+    from log_coefficients
+
+),
+
 tails as (
 
     select
         scope,
         segment_key,
         test_name,
-        sum(exp(log_coefficient - log_outcome_count)) as lower_tail
+        {{ recsys_eval.value_at_max('running_tail', 'outcome') }} as lower_tail
 
-    from log_coefficients
+    from running_tails
     group by
         scope,
         segment_key,

@@ -35,7 +35,7 @@ fallback as (
     {%- else %}
     select
         case
-            when sum(sample_items) > 0 then sum(sample_reward_sum) / sum(sample_items)
+            when sum(sample_items) > 0 then {{ recsys_eval.exact_sum('sample_reward_sum') }} / sum(sample_items)
             else cast(0 as {{ double }})
         end as predicted_reward
 

@@ -31,7 +31,8 @@ final as (
         count(*) as listed_items,
         count(case when is_sample then 1 end) as sample_items,
         coalesce(
-            sum(case when is_sample then reward end), cast(0 as {{ recsys_eval.type_double() }})
+            {{ recsys_eval.exact_sum('case when is_sample then reward end') }},
+            cast(0 as {{ recsys_eval.type_double() }})
         ) as sample_reward_sum
 
     from flagged

@@ -34,7 +34,7 @@ final as (
 
     select
         item_id,
-        cast(avg(reward) as {{ recsys_eval.type_double() }}) as predicted_reward,
+        cast({{ recsys_eval.exact_avg('reward') }} as {{ recsys_eval.type_double() }}) as predicted_reward,
         count(*) as observations
 
     from observations

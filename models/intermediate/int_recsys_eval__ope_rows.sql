@@ -70,14 +70,14 @@ row_terms as (
 
         ----------  the request-unit sample
         count(case when is_sample then 1 end) as item_count,
-        avg(case when is_sample then importance_weight end) as importance_weight,
-        {{ ope.reward_aggregation }}(case when is_sample then discounted_reward end) as reward,
+        {{ recsys_eval.exact_avg('case when is_sample then importance_weight end') }} as importance_weight,
+        {{ recsys_eval.ope_reward_aggregate('case when is_sample then discounted_reward end', ope.reward_aggregation) }} as reward,
         {%- if model_terms %}
-        {{ ope.reward_aggregation }}(case when is_sample then model_logged end) as model_logged,
+        {{ recsys_eval.ope_reward_aggregate('case when is_sample then model_logged end', ope.reward_aggregation) }} as model_logged,
         {%- if ope.reward_model == 'reference' %}
-        {{ ope.reward_aggregation }}(case when is_sample then model_logged end) as model_target,
+        {{ recsys_eval.ope_reward_aggregate('case when is_sample then model_logged end', ope.reward_aggregation) }} as model_target,
         {%- else %}
-        sum(model_target_mass) as model_target,
+        {{ recsys_eval.exact_sum('model_target_mass') }} as model_target,
         {%- endif %}
         {%- else %}
         cast(null as {{ double }}) as model_logged,
@@ -91,14 +91,17 @@ row_terms as (
         count(case when is_target_missing then 1 end) as missing_target_propensity_items,
         sum(near_zero_propensity_count) as near_zero_propensities,
         coalesce(
-            sum(case when target_propensity > 0 then target_propensity end), cast(0 as {{ double }})
+            {{ recsys_eval.exact_sum('case when target_propensity > 0 then target_propensity end') }},
+            cast(0 as {{ double }})
         ) as target_mass,
         coalesce(
-            sum(case when target_propensity > 0 and is_unlogged then target_propensity end),
+            {{ recsys_eval.exact_sum('case when target_propensity > 0 and is_unlogged then target_propensity end') }},
             cast(0 as {{ double }})
         ) as target_mass_without_logging,
-        coalesce(sum(unclipped_weight), cast(0 as {{ double }})) as unclipped_weight_sum,
-        coalesce(sum(unclipped_weight * unclipped_weight), cast(0 as {{ double }})) as unclipped_weight_sq_sum,
+        coalesce({{ recsys_eval.exact_sum('unclipped_weight') }}, cast(0 as {{ double }})) as unclipped_weight_sum,
+        coalesce(
+            {{ recsys_eval.exact_sum('unclipped_weight * unclipped_weight') }}, cast(0 as {{ double }})
+        ) as unclipped_weight_sq_sum,
         count(case when is_sample and position_weight is null then 1 end) as unranked_samples
 
     from item_terms

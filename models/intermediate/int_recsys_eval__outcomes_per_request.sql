@@ -16,9 +16,9 @@ per_request as (
         count(*) as outcome_count,
         count(case when event_type_normalized = 'click' then 1 end) as click_count,
         count(case when event_type_normalized = 'conversion' then 1 end) as conversion_count,
-        sum(
-            case when event_type_normalized = 'conversion' then coalesce(event_value, 0) else 0 end
-        ) as revenue,
+        {{ recsys_eval.exact_sum(
+            "case when event_type_normalized = 'conversion' then coalesce(event_value, 0) else 0 end") }}
+            as revenue,
         min(occurred_at) as first_outcome_at,
         max(occurred_at) as last_outcome_at
 

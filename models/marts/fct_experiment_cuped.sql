@@ -35,7 +35,7 @@ means as (
 
     select
         count(*) as covariate_exposures,
-        sum(covariate_value) / count(*) as covariate_mean,
+        {{ recsys_eval.exact_avg('covariate_value') }} as covariate_mean,
         cast(sum(clicked) as {{ double }}) / count(*) as clicked_mean,
         cast(sum(converted) as {{ double }}) / count(*) as converted_mean
 
@@ -47,18 +47,15 @@ moments as (
 
     -- population moments (divide by n), pooled over all variants, two-pass for accuracy
     select
-        sum(
-            (covariate_requests.covariate_value - means.covariate_mean)
-            * (covariate_requests.covariate_value - means.covariate_mean)
-        ) / count(*) as covariate_variance,
-        sum(
-            (covariate_requests.covariate_value - means.covariate_mean)
-            * (covariate_requests.clicked - means.clicked_mean)
-        ) / count(*) as covariance_ctr,
-        sum(
-            (covariate_requests.covariate_value - means.covariate_mean)
-            * (covariate_requests.converted - means.converted_mean)
-        ) / count(*) as covariance_conversion_rate
+        {{ recsys_eval.exact_sum(
+            '(covariate_requests.covariate_value - means.covariate_mean)
+            * (covariate_requests.covariate_value - means.covariate_mean)') }} / count(*) as covariate_variance,
+        {{ recsys_eval.exact_sum(
+            '(covariate_requests.covariate_value - means.covariate_mean)
+            * (covariate_requests.clicked - means.clicked_mean)') }} / count(*) as covariance_ctr,
+        {{ recsys_eval.exact_sum(
+            '(covariate_requests.covariate_value - means.covariate_mean)
+            * (covariate_requests.converted - means.converted_mean)') }} / count(*) as covariance_conversion_rate
 
     from covariate_requests
     cross join means

@@ -63,12 +63,12 @@ group_moments as (
         count(*) as covariate_exposures,
         avg(cast(clicked as {{ double }})) as clicked_mean,
         avg(cast(converted as {{ double }})) as converted_mean,
-        avg(clicked_adjusted) as clicked_adjusted_mean,
-        avg(converted_adjusted) as converted_adjusted_mean,
-        var_pop(cast(clicked as {{ double }})) as clicked_variance,
-        var_pop(cast(converted as {{ double }})) as converted_variance,
-        var_pop(clicked_adjusted) as clicked_adjusted_variance,
-        var_pop(converted_adjusted) as converted_adjusted_variance
+        {{ recsys_eval.exact_avg('clicked_adjusted') }} as clicked_adjusted_mean,
+        {{ recsys_eval.exact_avg('converted_adjusted') }} as converted_adjusted_mean,
+        {{ recsys_eval.exact_var_pop('clicked') }} as clicked_variance,
+        {{ recsys_eval.exact_var_pop('converted') }} as converted_variance,
+        {{ recsys_eval.exact_var_pop('clicked_adjusted') }} as clicked_adjusted_variance,
+        {{ recsys_eval.exact_var_pop('converted_adjusted') }} as converted_adjusted_variance
 
     from covariate_requests
     group by rollup(variant, request_segment_key)

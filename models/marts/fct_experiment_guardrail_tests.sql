@@ -53,18 +53,34 @@ configured_margins as (
 
 ),
 
-latency_moments as (
+latency_means as (
 
-    -- mean and population variance of latency_ms over the variant's cases with a latency
+    -- mean latency_ms over the variant's cases with a latency (order-independent sums)
     select
         variant,
-        count(*) as latency_exposures,
-        avg(latency_ms) as latency_mean,
-        var_pop(latency_ms) as latency_variance
+        {{ recsys_eval.exact_avg('latency_ms') }} as latency_mean
 
     from experiment_requests
     where latency_ms is not null
     group by variant
+
+),
+
+latency_moments as (
+
+    -- and its population variance, two-pass: the moments about that mean
+    select
+        experiment_requests.variant,
+        count(*) as latency_exposures,
+        max(latency_means.latency_mean) as latency_mean,
+        {{ recsys_eval.exact_var_pop('experiment_requests.latency_ms', 'latency_means.latency_mean') }}
+            as latency_variance
+
+    from experiment_requests
+    inner join latency_means
+        on experiment_requests.variant = latency_means.variant
+    where experiment_requests.latency_ms is not null
+    group by experiment_requests.variant
 
 ),
 

@@ -163,7 +163,7 @@ tests as (
         segment_key,
         max(sample_size) as sample_size,
         max(abs(share_deviation)) as max_abs_share_deviation,
-        sum(chi_square_term) as chi_square,
+        {{ recsys_eval.exact_sum('chi_square_term') }} as chi_square,
         sum(case when is_contributing then 1 else 0 end) as contributing_variants,
         max(case when is_expected_arm_missing then 1 else 0 end) = 1 as has_expected_arm_missing,
         max(case when is_unexpected_variant then 1 else 0 end) = 1 as has_unexpected_variant

@@ -96,7 +96,7 @@ user_counts as (
         sum(case when is_engaged and preferred_ranker = 'A' then 1 else 0 end) as users_prefer_a,
         sum(case when is_engaged and preferred_ranker = 'B' then 1 else 0 end) as users_prefer_b,
         sum(case when is_engaged and preferred_ranker = 'tie' then 1 else 0 end) as users_tied,
-        sum(case when is_engaged then preference_score else 0 end) as preference_score_sum
+        {{ recsys_eval.exact_sum('case when is_engaged then preference_score else 0 end') }} as preference_score_sum
 
     from user_preferences
     group by

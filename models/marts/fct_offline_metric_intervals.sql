@@ -65,7 +65,7 @@ segment_sums as (
         request_metrics.segment_key,
         request_metrics.metric_position,
         drawn_cases.replicate,
-        sum(drawn_cases.weight * request_metrics.metric_value) as weighted_value_sum,
+        {{ recsys_eval.exact_sum('drawn_cases.weight * request_metrics.metric_value') }} as weighted_value_sum,
         sum(drawn_cases.weight) as weight_sum
 
     from request_metrics
@@ -86,7 +86,7 @@ replicate_means as (
         '__global__' as segment_key,
         metric_position,
         replicate,
-        {{ recsys_eval.safe_divide('sum(weighted_value_sum)', 'sum(weight_sum)') }} as replicate_mean
+        {{ recsys_eval.safe_divide(recsys_eval.exact_sum('weighted_value_sum'), 'sum(weight_sum)') }} as replicate_mean
 
     from segment_sums
     group by

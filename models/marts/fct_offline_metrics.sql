@@ -125,7 +125,7 @@ segment_case_sums as (
     select
         segment_key,
         metric_position,
-        sum(metric_value) as metric_value_sum
+        {{ recsys_eval.exact_sum('metric_value') }} as metric_value_sum
 
     from case_metrics
     group by
@@ -149,7 +149,7 @@ per_case_sums as (
         'global' as scope,
         '__global__' as segment_key,
         metric_position,
-        sum(metric_value_sum) as metric_value_sum
+        {{ recsys_eval.exact_sum('metric_value_sum') }} as metric_value_sum
     from segment_case_sums
     group by metric_position
 
@@ -360,16 +360,11 @@ top_k_entropy as (
         top_k_item_counts.scope,
         top_k_item_counts.segment_key,
         top_k_item_counts.metric_position,
-        sum(
-            {{ recsys_eval.metric_entropy_term(
-                'top_k_item_counts.item_occurrences', 'top_k_totals.occurrences') }}
-        ) as entropy,
+        {{ recsys_eval.exact_sum(recsys_eval.metric_entropy_term(
+            'top_k_item_counts.item_occurrences', 'top_k_totals.occurrences')) }} as entropy,
         -- novelty: the mean over Lk occurrences of -log2(pop / T), summed per item
-        sum(
-            top_k_item_counts.item_occurrences
-            * {{ recsys_eval.metric_novelty_term(
-                'top_k_item_counts.popularity', 'popularity_totals.total_popularity') }}
-        ) as novelty_sum
+        {{ recsys_eval.exact_sum('top_k_item_counts.item_occurrences * ' ~ recsys_eval.metric_novelty_term(
+            'top_k_item_counts.popularity', 'popularity_totals.total_popularity')) }} as novelty_sum
 
     from top_k_item_counts
     inner join top_k_totals

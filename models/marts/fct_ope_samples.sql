@@ -72,8 +72,9 @@ row_terms as (
         *,
         -- the exposure row as integers (load_seq, line_no): cheaper keys than exposure_row_id
         coalesce(
-            sum(case when item_status = 'no_logging_propensity' then model_target_mass end)
-                over (partition by load_seq, line_no),
+            {{ recsys_eval.exact_sum(
+                "case when item_status = 'no_logging_propensity' then model_target_mass end",
+                over='partition by load_seq, line_no') }},
             cast(0 as {{ double }})
         ) as unlogged_model_target,
         row_number() over (
