@@ -313,3 +313,36 @@ def test_offline_metrics_are_byte_identical_across_runs(tmp_path):
         differing = [(a, b) for a, b in zip(built, again, strict=True) if a != b]
         assert not differing, differing[:3]
     con.close()
+
+
+def test_ope_item_counts_do_not_depend_on_row_order():
+    """The OPE diagnostics' double sums over int_recsys_eval__ope_rows (recsys_eval.ope.plugin)."""
+    from recsys_eval.ope.plugin import _item_counts
+
+    con = _connection()
+    con.execute("create schema s")
+    con.execute(
+        """
+        create table base as
+        select
+            i,
+            10 as listed_items, 9 as item_count, 1 as no_logging_propensity_items,
+            0 as missing_target_propensity_items, 0 as near_zero_propensities, 0 as clipped_items,
+            (hash(i, 1) % 1000003)::double / 1000003 as target_mass,
+            (hash(i, 2) % 1000003)::double / 7000003 as target_mass_without_logging,
+            (hash(i, 3) % 1000003)::double / 100003 as unclipped_weight_sum,
+            pow((hash(i, 3) % 1000003)::double / 100003, 2) as unclipped_weight_sq_sum
+        from range(1500000) as r (i)
+        """
+    )
+    results = set()
+    for seed in range(4):
+        con.execute(
+            "create or replace table s.int_recsys_eval__ope_rows as "
+            f"select * exclude (i) from base order by hash(i, {seed + 11})"
+        )
+        results.add(_item_counts(con, "s"))
+    assert len(results) == 1
+    (counts,) = results
+    xs = con.execute("select target_mass from base").fetchnumpy()["target_mass"]
+    assert counts.target_mass == math.fsum(xs)

@@ -102,8 +102,21 @@ def _check_ranks(con: Any, schema: str) -> None:
         )
 
 
+# The double columns of int_recsys_eval__ope_rows the diagnostics add up.
+_ITEM_DOUBLE_SUMS = (
+    "target_mass",
+    "target_mass_without_logging",
+    "unclipped_weight_sum",
+    "unclipped_weight_sq_sum",
+)
+
+
 def _item_counts(con: Any, schema: str) -> diag_mod.ItemCounts:
-    """The item-level counters: sums over int_recsys_eval__ope_rows (one row per exposure row)."""
+    """The item-level counters: sums over int_recsys_eval__ope_rows (one row per exposure row).
+
+    The counts are integer sums (exact in any order); the double columns are added by math.fsum,
+    which rounds the exact sum once, so the result does not depend on the order DuckDB's threads
+    return the rows in (a SQL sum(double) over a parallel scan does)."""
     row = con.execute(
         f"""
         select
@@ -112,15 +125,16 @@ def _item_counts(con: Any, schema: str) -> diag_mod.ItemCounts:
             coalesce(sum(no_logging_propensity_items), 0),
             coalesce(sum(missing_target_propensity_items), 0),
             coalesce(sum(near_zero_propensities), 0),
-            coalesce(sum(clipped_items), 0),
-            coalesce(sum(target_mass), 0),
-            coalesce(sum(target_mass_without_logging), 0),
-            coalesce(sum(unclipped_weight_sum), 0),
-            coalesce(sum(unclipped_weight_sq_sum), 0)
+            coalesce(sum(clipped_items), 0)
         from "{schema}".int_recsys_eval__ope_rows
         """
     ).fetchone()
     assert row is not None
+    cols = con.execute(
+        f'select {", ".join(_ITEM_DOUBLE_SUMS)} from "{schema}".int_recsys_eval__ope_rows'
+    ).fetchnumpy()
+    # never null (the model coalesces them to 0)
+    sums = {name: math.fsum(np.asarray(cols[name], dtype=np.float64)) for name in _ITEM_DOUBLE_SUMS}
     return diag_mod.ItemCounts(
         listed_items=int(row[0]),
         sample_items=int(row[1]),
@@ -128,10 +142,10 @@ def _item_counts(con: Any, schema: str) -> diag_mod.ItemCounts:
         missing_target_propensity=int(row[3]),
         near_zero_propensity=int(row[4]),
         clipped_items=int(row[5]),
-        target_mass=float(row[6]),
-        target_mass_without_logging=float(row[7]),
-        unclipped_weight_sum=float(row[8]),
-        unclipped_weight_sq_sum=float(row[9]),
+        target_mass=sums["target_mass"],
+        target_mass_without_logging=sums["target_mass_without_logging"],
+        unclipped_weight_sum=sums["unclipped_weight_sum"],
+        unclipped_weight_sq_sum=sums["unclipped_weight_sq_sum"],
     )
 
 
