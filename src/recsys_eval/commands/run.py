@@ -474,7 +474,8 @@ def build_marts(
         experiment_marts: dict[str, list[dict[str, Any]]] = {}
         if cfg.mode in ("experiment", "aa-check"):
             for name in EXPERIMENT_MARTS:
-                cur = con.execute(f'select * from "{schema}".{name}')
+                # a fixed row order (a parallel build writes its rows in any order): by every column
+                cur = con.execute(f'select * from "{schema}".{name} order by all')
                 cols = [d[0] for d in cur.description]
                 experiment_marts[name] = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
             experiment_marts["dataset_window"] = [
