@@ -226,5 +226,12 @@ def keys_cannot_repeat(line: bytes, encoded: bytes) -> bool:
     keys kept plus the colons in the strings kept, which the line also holds. So equal counts
     mean every key was kept once: no key repeated. An escaped colon (\\u003a) would be counted
     only in `encoded`; such a line (rare) is never cleared here. False: a key may repeat (or was
-    dropped): parse exactly to know."""
-    return line.count(b":") == encoded.count(b":") and b"\\u003" not in line
+    dropped): parse exactly to know.
+
+    Cost (1 KB exposure line): nothing when the line is already written as the encoder writes it
+    (compact, as Go and JavaScript write JSON); else two byte counts, about 1 us."""
+    if line == encoded:
+        return True
+    if line.count(b":") != encoded.count(b":"):
+        return False
+    return b"\\" not in line or b"\\u003" not in line
