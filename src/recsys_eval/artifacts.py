@@ -219,12 +219,13 @@ def _read_file(path: Path, uri: str) -> Blob:
         raise FetchError(f"{uri}: no such file") from None
     except OSError as exc:
         raise FetchError(f"{uri}: cannot open: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as fh:
-        mode = os.fstat(fh.fileno()).st_mode
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
         if stat.S_ISDIR(mode):
             raise FetchError(f"{uri}: is a directory, not a file")
-        if not stat.S_ISREG(mode):
-            raise FetchError(f"{uri}: not a regular file (pipes and devices are never read)")
+        raise FetchError(f"{uri}: not a regular file (pipes and devices are never read)")
+    with os.fdopen(fd, "rb") as fh:
         try:
             return _hash_stream(fh.read, uri)
         except OSError as exc:

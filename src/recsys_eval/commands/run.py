@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys_eval import __version__, tempdirs
+from recsys_eval.artifacts import provenance
 from recsys_eval.commands.load import add_pii_guard_flag
 from recsys_eval.config import RunConfig, load_run_config
 from recsys_eval.errors import (
@@ -149,6 +150,11 @@ def main(args: argparse.Namespace) -> int:
 
         check_database_path(args.database.resolve())  # what dbt-duckdb can open, before any work
 
+    # Artifact provenance (§8.6): a manifest that cannot be read stops the run before any work.
+    artifacts = provenance(cfg.eval, str(cfg.eval_file))
+    for warning in (artifacts or {}).get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+
     with tempdirs.temporary_folder(tempdirs.RUN_PREFIX) as work_dir, private_files():
         database = args.database.resolve() if args.database else work_dir / "run.duckdb"
         if not args.database:
@@ -165,7 +171,7 @@ def main(args: argparse.Namespace) -> int:
             full_tests=bool(getattr(args, "full_tests", False)),
         )
 
-    report = assemble_report(cfg, created, marts, loads, baseline)
+    report = assemble_report(cfg, created, marts, loads, baseline, artifacts)
     validate_against(report, "report.v1")  # the reference's contract, unchanged
     validate_against(report, "report.v2")  # v1 with the OPE and interleaving sections typed
     text = dumps(report)
@@ -555,6 +561,7 @@ def assemble_report(
     row: dict[str, Any],
     loads: dict[str, Any],
     baseline: dict[str, Any] | None = None,
+    artifacts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     with_assignments = cfg.mode in ("experiment", "aa-check")
     dq = with_checks(data_quality_section(row, with_assignments), row["checks"])
@@ -579,6 +586,7 @@ def assemble_report(
         "binary_version": __version__,
         "effective_config": effective_config(cfg),
         "input_dataset_fingerprint": dataset_fingerprint(cfg),
+        **({"artifacts": artifacts} if artifacts else {}),  # only with artifacts.manifest_uri
         "summary": {"cases_evaluated": cases, "executive": executive},
     }
     if cfg.mode == "offline":

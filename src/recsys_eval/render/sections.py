@@ -11,6 +11,7 @@ from recsys_eval.redaction import redact
 from recsys_eval.render.document import Bullets, Document, Paragraph, Section, Table
 from recsys_eval.render.generic import GLOBAL, flatten, leftover_blocks, records_table
 from recsys_eval.render.numbers import fixed, percent, signed
+from recsys_eval.render.sections_artifacts import artifacts_section
 from recsys_eval.render.sections_experiment import experiment_sections
 from recsys_eval.render.sections_interleaving import interleaving_sections
 from recsys_eval.render.sections_offline import offline_sections
@@ -26,6 +27,7 @@ ENVELOPE = {
     "git_commit",
     "effective_config",
     "input_dataset_fingerprint",
+    "artifacts",
     "summary",
     "offline",
     "experiment",
@@ -63,6 +65,8 @@ def build_document(report: dict[str, Any]) -> Document:
         sections.append(aa_check_section(report["aa_check"]))
     if isinstance(report.get("data_quality"), dict):
         sections.append(data_quality_section(report["data_quality"]))
+    if isinstance(report.get("artifacts"), dict):
+        sections.append(artifacts_section(report["artifacts"]))
     sections.append(run_details_section(report))
     return Document("Recsys Eval Report", meta, verdict_for(report), sections)
 
