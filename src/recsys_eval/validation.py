@@ -320,8 +320,9 @@ class RecordValidator:
             for e in self._slow_rules.iter_errors(doc):
                 path, rule = json_path(e.absolute_path), str(e.validator)
                 if (path, rule, _short(e.message)) not in known:
-                    message = rule_message(e.schema, rule, e.instance, e.message)
-                    found.append(LineError(path, RULE_REPRESENTABLE, _short(message)))
+                    message, free = rule_message(e.schema, rule, e.instance, e.message)
+                    free = _short(free) if free is not None else None
+                    found.append(LineError(path, RULE_REPRESENTABLE, _short(message), free))
         except RecursionError:
             return []  # schema_errors reported the depth
         return found
@@ -330,7 +331,7 @@ class RecordValidator:
         self, doc: Any, dups: Duplicates, schema_errors: list[LineError]
     ) -> list[LineError]:
         found = self._schema_rule_errors(doc, schema_errors)
-        found += [LineError(json_path(p), r, m) for p, r, m in value_errors(doc, dups)]
+        found += [LineError(json_path(p), r, m, f) for p, r, m, f in value_errors(doc, dups)]
         return found
 
     def check(self, line: bytes, *, truncated_last: bool = False) -> Verdict:

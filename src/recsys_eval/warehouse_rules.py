@@ -26,6 +26,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from recsys_eval.value_free import describe, safe_key
+
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 # orjson reads an integer below -2^63 as the float -2^63 (rounded): the fast path refuses the
@@ -69,11 +71,12 @@ def _offset_seconds(value: str) -> int:
     return sign * (int(value[-5:-3]) * 3600 + int(value[-2:]) * 60)
 
 
-def out_of_range_message(value: str) -> str:
+def out_of_range_message(value: str, shown: str | None = None) -> str:
+    """`shown`: how the value is written in the message (default: quoted in full)."""
     shift = "the year 0" if value[:10] == _FIRST_DAY else "the year 10000"
     return (
-        f"timestamp {value!r} is in {shift} in UTC: the warehouse (DuckDB, Spark, Python) holds "
-        "the years 1 to 9999 only; write the timestamp in UTC (Z) within those years"
+        f"timestamp {shown or repr(value)} is in {shift} in UTC: the warehouse (DuckDB, Spark, "
+        "Python) holds the years 1 to 9999 only; write the timestamp in UTC (Z) within those years"
     )
 
 
@@ -99,17 +102,19 @@ def warehouse_schema(schema: Any, int_min: int = INT64_MIN) -> Any:
     return out
 
 
-def rule_message(schema: Any, keyword: str, instance: Any, message: str) -> str:
-    """The message of an error the warehouse copy of a schema found (and the original did not)."""
+def rule_message(schema: Any, keyword: str, instance: Any, message: str) -> tuple[str, str | None]:
+    """(message, the message without the data value or None) of an error the warehouse copy of a
+    schema found (and the original did not)."""
     mark = schema.get("$comment") if isinstance(schema, dict) else None
     if mark == _MARK_INT:
-        return (
-            f"integer {instance!r} does not fit the warehouse's 64-bit BIGINT ({INT64_MIN} to "
-            f"{INT64_MAX}); write an integer within that range"
+        text = (
+            "{} does not fit the warehouse's 64-bit BIGINT "
+            f"({INT64_MIN} to {INT64_MAX}); write an integer within that range"
         )
+        return text.format(f"integer {instance!r}"), text.format(describe(instance))
     if mark == _MARK_TS and isinstance(instance, str):
-        return out_of_range_message(instance)
-    return f"not representable in the warehouse: {message} [{keyword}]"
+        return out_of_range_message(instance), out_of_range_message(instance, describe(instance))
+    return f"not representable in the warehouse: {message} [{keyword}]", None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,31 +153,34 @@ def parse_exact(text: str, parse_constant: Callable[[str], Any]) -> tuple[Any, D
 
 
 PathParts = tuple[str | int, ...]
+# (path, rule, message, the message without data values)
+RuleFinding = tuple[PathParts, str, str, str]
 
 
-def value_errors(doc: Any, dups: Duplicates) -> list[tuple[PathParts, str, str]]:
-    """(path, rule, message) for every repeated key, non-finite number and unpaired surrogate,
-    found by an iterative walk (no recursion limit)."""
-    found: list[tuple[PathParts, str, str]] = []
+def value_errors(doc: Any, dups: Duplicates) -> list[RuleFinding]:
+    """Every repeated key, non-finite number and unpaired surrogate, found by an iterative walk
+    (no recursion limit)."""
+    found: list[RuleFinding] = []
     stack: list[tuple[Any, PathParts]] = [(doc, ())]
     while stack:
         node, path = stack.pop()
         kind = type(node)
         if kind is dict:
             for key in dups.of(node):
-                found.append((path, RULE_DUPLICATE_KEY, duplicate_message(key)))
+                message = duplicate_message(key)
+                found.append((path, RULE_DUPLICATE_KEY, message, duplicate_message(key, True)))
             for key, value in node.items():
                 if not is_unicode(key):
                     message = f'key "{printable(key)}": {_SURROGATE_KEY}'
-                    found.append((path, RULE_REPRESENTABLE, message))
+                    found.append((path, RULE_REPRESENTABLE, message, _SURROGATE_KEY))
                 stack.append((value, (*path, key)))
         elif kind is list:
             stack.extend((value, (*path, i)) for i, value in enumerate(node))
         elif kind is str:
             if not is_unicode(node):
-                found.append((path, RULE_REPRESENTABLE, _SURROGATE))
+                found.append((path, RULE_REPRESENTABLE, _SURROGATE, _SURROGATE))
         elif kind is float and not math.isfinite(node):
-            found.append((path, RULE_REPRESENTABLE, _NOT_FINITE))
+            found.append((path, RULE_REPRESENTABLE, _NOT_FINITE, _NOT_FINITE))
     return found
 
 
@@ -190,8 +198,11 @@ def printable(text: str) -> str:
     return text if is_unicode(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def duplicate_message(key: str) -> str:
+def duplicate_message(key: str, value_free: bool = False) -> str:
+    """`value_free`: a key that is not a plain identifier is not shown (it may be data)."""
     shown = json.dumps(printable(key), ensure_ascii=False)
+    if value_free and safe_key(key) != key:
+        shown = "(not shown)"
     return (
         f"duplicate key {shown}: an object may hold each key once (JSON readers disagree on "
         "which value wins); remove the repeated key"

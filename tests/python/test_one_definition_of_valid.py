@@ -392,3 +392,26 @@ def test_the_schemas_describe_the_warehouse_rules() -> None:
         schema = schema_registry.resolve(name).schema
         assert "warehouse rules" in schema["description"], name
     assert RecordValidator(schema_registry.resolve("exposure.v1").schema).representable
+
+
+def test_rule_errors_quote_no_data_under_the_pii_guard(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under --pii-guard the rule errors say what is wrong without the value, the timestamp or a
+    key that is not a plain identifier."""
+    lines = [
+        HEAD + '"rank":1}],"context":{"bob@example.com":"a","bob@example.com":"b"}}',
+        HEAD + '"rank":123456789012345678901234567890}]}',
+        HEAD.replace(TS, "0001-01-01T00:00:00+01:00") + '"rank":1}]}',
+    ]
+    src = tmp_path / "e.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    args = ["validate", "--schema", "exposure.v1", "--input", str(src), "--pii-guard", "flag"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    for data in ("bob@example.com", "123456789012345678901234567890", "1.2345678901234568e+29",
+                 "0001-01-01T00:00:00+01:00"):  # fmt: skip
+        assert data not in err
+    assert f"{src}:1: $.context: duplicate key (not shown): " in err
+    assert f"{src}:2: $.items[0].rank: <integer> does not fit the warehouse's 64-bit BIGINT" in err
+    assert f"{src}:3: $.ts: timestamp <string, 25 chars> is in the year 0 in UTC" in err
