@@ -1286,7 +1286,8 @@ def _fill_batch(template: str, batch: list[tuple[str, int]]) -> str:
 
 
 # DuckDB could not cast it, or its UTC value leaves the years 1-9999 that Spark and Python hold
-# (e.g. 9999-12-31T23:59:59-01:00).
+# (e.g. 9999-12-31T23:59:59-01:00). The validator already refuses the latter, as `validate` does
+# (warehouse_rules): this is the safety net for a schema file that drops `format: date-time`.
 _BAD_TS = "(ts is null or year(ts) not between 1 and 9999)"
 
 
