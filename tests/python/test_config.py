@@ -148,14 +148,20 @@ def test_missing_input_file_is_named(tmp_path: Path) -> None:
         load_run_config(ds, CONFIGS / "offline.ci.yaml")
 
 
-def test_sql_sources_are_refused_clearly(tmp_path: Path) -> None:
+def test_sql_sources_are_accepted_with_dsn_and_query(tmp_path: Path) -> None:
+    """postgres / duckdb sources load through recsys_eval.sql_sources (test_sql_sources.py)."""
+    outcomes = f"outcomes: {{type: jsonl, path: {CONFIGS.parent}/examples/tiny/outcomes.jsonl}}\n"
     ds = write(
         tmp_path,
-        "exposures: {type: postgres, dsn: 'postgres://u:p@h/db', query: select 1}\noutcomes: {type: jsonl, path: x}\n",
+        "exposures: {type: Postgres, dsn: 'postgres://u:p@h/db', query: select 1}\n" + outcomes,
         "d.yaml",
     )
-    with pytest.raises(ConfigError, match="postgres sources are not supported by this version"):
-        load_run_config(ds, CONFIGS / "offline.ci.yaml")
+    (src, _) = load_run_config(ds, CONFIGS / "offline.ci.yaml").sources()
+    assert (src.type, src.dsn, src.query) == ("postgres", "postgres://u:p@h/db", "select 1")
+    for missing in ("dsn: x.duckdb", "query: select 1", "dsn: x.duckdb, query: '  '"):
+        ds.write_text(f"exposures: {{type: duckdb, {missing}}}\n" + outcomes)
+        with pytest.raises(ConfigError, match="exposures: a duckdb source needs dsn and query"):
+            load_run_config(ds, CONFIGS / "offline.ci.yaml")
 
 
 def test_experiment_mode_requires_assignments(tmp_path: Path) -> None:

@@ -332,8 +332,10 @@ where not exists (select 1 from raw.load_ledger as a where a.appends_to = l.load
 
 
 def load_sources(cfg: RunConfig, database: Path) -> dict[str, Any]:
-    """Load every configured JSONL source; refuse a database that holds other files' rows."""
+    """Load every configured source (JSONL files, postgres / duckdb queries); refuse a database
+    that holds other sources' rows."""
     from recsys_eval.loader import ensure_raw_schema, load_file
+    from recsys_eval.sql_sources import load_source
     from recsys_eval.warehouse import connect
 
     pii = cfg.eval.get("privacy", {}).get("pii_guard", "off")
@@ -343,6 +345,10 @@ def load_sources(cfg: RunConfig, database: Path) -> dict[str, Any]:
         results = {}
         for src in cfg.sources():
             schema, table = SOURCE_TABLES[src.name]
+            if src.type in ("postgres", "duckdb"):  # recsys_eval.sql_sources
+                base = cfg.dataset_file.parent
+                results[src.name] = load_source(con, schema, src, table, pii, base)
+                continue
             assert src.path is not None  # only jsonl sources get this far
             results[src.name] = load_file(con, schema, src.path, table=table, pii_guard=pii)
         wanted = {(r.table, r.file_sha256) for r in results.values()}

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Benchmark the Postgres source path against Postgres's own `COPY ... TO STDOUT`.
+
+Starts a throw-away PostgreSQL cluster (tests/python/pg_cluster.py; scripts/setup_postgres installs
+the server), generates N exposure rows (the shape of scripts/bench_load.py: 10 items with
+propensities, a context map, ~0.1 % rows that break the contract) into a table with one JSON
+column (`--column jsonb|json|text|bytea`), then times
+
+  (a) `COPY (select doc from exposures order by id) TO STDOUT`, read whole by the client
+      (psycopg): the physical limit of getting the documents out of the server, and
+  (b) `recsys_eval.sql_sources.load_sql_source`: the server-side cursor, every row validated
+      like a JSONL line, loaded into a fresh DuckDB file with quarantine and ledger.
+
+Prints rows/s for both, the ratio and the peak RSS; checks that every row was loaded or
+quarantined; exits 1 when (b) is below --min-rate rows/s.
+
+    .venv/bin/python scripts/bench_sql_sources.py --rows 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "python"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_load import GEN_SQL  # noqa: E402
+from pg_cluster import find_bin, start_cluster  # noqa: E402
+
+from recsys_eval import warehouse  # noqa: E402
+from recsys_eval.sql_sources import load_sql_source  # noqa: E402
+
+QUERY = "select doc from exposures order by id"
+
+
+def generate(rows: int, folder: Path) -> list[bytes]:
+    out = folder / "exposures.jsonl"
+    con = duckdb.connect()
+    con.execute("set enable_progress_bar = false")
+    con.execute(GEN_SQL.format(n=rows, out=str(out)))
+    con.close()
+    return [ln for ln in out.read_bytes().split(b"\n") if ln]
+
+
+def fill(cluster, column: str, lines: list[bytes]) -> None:
+    with cluster.connect() as con:
+        con.execute(f"create table exposures (id bigserial primary key, doc {column})")
+        with con.cursor() as cur, cur.copy("copy exposures (doc) from stdin") as copy:
+            for line in lines:
+                copy.write_row((line if column == "bytea" else line.decode(),))
+        con.execute("vacuum analyze exposures")
+
+
+def time_copy(cluster) -> tuple[float, int]:
+    """Seconds to read every document with COPY TO STDOUT, and the bytes read."""
+    with cluster.connect() as con, con.cursor() as cur:
+        t0 = time.perf_counter()
+        n = 0
+        with cur.copy(f"copy ({QUERY}) to stdout") as copy:
+            for block in copy:
+                n += len(block)
+        return time.perf_counter() - t0, n
+
+
+def time_load(cluster, folder: Path, fetch_rows: int):
+    db = folder / "bench.duckdb"
+    db.unlink(missing_ok=True)
+    con = warehouse.connect(db)
+    try:
+        t0 = time.perf_counter()
+        result = load_sql_source(
+            con, "exposure.v1", "exposures", "postgres", cluster.dsn(), QUERY,
+            fetch_rows=fetch_rows,
+        )  # fmt: skip
+        return time.perf_counter() - t0, result
+    finally:
+        con.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--column", choices=("jsonb", "json", "text", "bytea"), default="jsonb")
+    parser.add_argument("--fetch-rows", type=int, default=5_000, help="rows per FETCH")
+    parser.add_argument("--repeat", type=int, default=1, help="time each path this many times")
+    parser.add_argument("--min-rate", type=float, default=0.0, help="rows/s of the load path")
+    args = parser.parse_args()
+    if find_bin() is None:
+        print("PostgreSQL server binaries not found: run scripts/setup_postgres", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="rse-bench-sql-") as tmp:
+        folder = Path(tmp)
+        t0 = time.perf_counter()
+        lines = generate(args.rows, folder)
+        cluster = start_cluster()
+        try:
+            fill(cluster, args.column, lines)
+            print(
+                f"{len(lines):,} exposure rows ({sum(map(len, lines)) / len(lines):,.0f} bytes "
+                f"each) in a {args.column} column; setup {time.perf_counter() - t0:.1f} s"
+            )
+            copies = [time_copy(cluster) for _ in range(args.repeat)]
+            loads = [time_load(cluster, folder, args.fetch_rows) for _ in range(args.repeat)]
+        finally:
+            cluster.stop()
+    copy_s = min(s for s, _ in copies)
+    load_s, result = min(loads, key=lambda x: x[0])
+    n = len(lines)
+    if result.lines_read != n or result.rows_loaded + result.rows_quarantined != n:
+        print(f"FAIL: {result.lines_read} rows read of {n}", file=sys.stderr)
+        return 1
+    copy_rate, load_rate = n / copy_s, n / load_s
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    mb = copies[0][1] / 1e6
+    print(f"COPY ... TO STDOUT:       {copy_s:7.2f} s  {copy_rate:>10,.0f} rows/s  ({mb:,.0f} MB)")
+    print(
+        f"postgres source (load):   {load_s:7.2f} s  {load_rate:>10,.0f} rows/s  "
+        f"({result.rows_loaded:,} loaded, {result.rows_quarantined:,} quarantined)"
+    )
+    print(f"ratio load / COPY: {load_rate / copy_rate:.2f}; peak RSS {rss:,.0f} MB")
+    if load_rate < args.min_rate:
+        print(f"FAIL: {load_rate:,.0f} rows/s < --min-rate {args.min_rate:,.0f}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

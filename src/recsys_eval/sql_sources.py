@@ -1,0 +1,620 @@
+"""SQL sources: `type: postgres` and `type: duckdb` in the dataset YAML (`dsn` + `query`).
+
+As in the reference, the query must return ONE column per row holding one JSON document (json,
+jsonb, text / varchar or bytea / blob). Each row is decoded exactly like a JSONL line and judged by
+the loader's own RecordValidator (the one definition of valid: the JSON Schema plus the warehouse
+rules, the same fast pre-check, the same PII guard). A row that is not valid (not JSON, not UTF-8,
+a schema violation, a NULL, over 64 MiB) goes to `raw.quarantine` with every error; the others go
+to the raw table. Rows are numbered from 1 in the order the query returns them: `line_no` is that
+row index, and `source_file` is a description that never holds the DSN: `<type>:<the first 16 hex
+digits of the query text's SHA-256>`, e.g. `postgres:8f1c0a7b2d3e4f50`.
+
+Rows are streamed in batches of `fetch_rows` (Postgres: a server-side cursor in a read-only
+transaction, `DECLARE ... CURSOR` + FETCH; DuckDB: a read-only connection to the database file
+and `fetchmany`), validated and written to the warehouse in inserts of about `insert_rows` rows,
+so memory stays bounded whatever the query returns.
+
+One source is one load and one transaction, with a `raw.load_ledger` row like a JSONL file's:
+`file_sha256` is the SHA-256 of the rows' bytes (each row framed as its length, 8 bytes
+big-endian, then its bytes; a NULL row as eight 0xff bytes), `file_size` their total bytes and
+`lines_read` the number of rows. "The same source" is therefore the same rows in the same order:
+a query whose rows are identical to a load already in the same table (of the same database) is
+not loaded again, whatever its DSN or query text; rows that changed are a new load.
+
+The DSN is never printed: errors name the source (`exposures (postgres:8f1c...)`), and every
+driver message is cut to its first line, stripped of the DSN and its password and passed through
+`recsys_eval.redaction.redact_text`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from recsys_eval import privacy, schema_registry, tempdirs
+from recsys_eval.errors import RecsysEvalError
+from recsys_eval.fast_accept import fast_accept_for
+from recsys_eval.loader import (
+    _BAD_TS,
+    QUARANTINE_COLUMNS,
+    RAW_SCHEMA,
+    LoadResult,
+    _ensure_table,
+    _fill,
+    _fill_batch,
+    _insert_sql,
+    _new_load_id,
+    _quarantine_entry,
+    _quarantine_long,
+    _ts_of,
+    _utcnow,
+    check_table_name,
+    default_table,
+    ensure_raw_schema,
+    layout_for,
+)
+from recsys_eval.redaction import REDACTED, redact_text
+from recsys_eval.validation import (
+    MAX_LINE_BYTES,
+    QUARANTINE_PREFIX_BYTES,
+    RULE_REPRESENTABLE,
+    LineDigest,
+    LineError,
+    RecordValidator,
+    bounded_prefix,
+)
+
+SQL_TYPES = ("postgres", "duckdb")
+FETCH_ROWS = 5_000  # rows per fetch from the server
+INSERT_ROWS = 500_000  # validated rows per insert into the warehouse
+RULE_NULL = "null"
+NULL_MESSAGE = "the row is NULL: the query's column holds no JSON document"
+NULL_FRAME = b"\xff" * 8
+
+# Postgres column types whose text is the JSON document (type OIDs), and bytea.
+PG_TEXT_TYPES = {114: "json", 3802: "jsonb", 25: "text", 1043: "varchar", 1042: "bpchar",
+                 705: "unknown", 19: "name"}  # fmt: skip
+PG_BYTEA = 17
+DUCKDB_TYPES = ("JSON", "VARCHAR", "BLOB")
+# The ledger columns a SQL load fills (any later ones stay null).
+_LEDGER_COLUMNS = (
+    "load_seq, load_id, schema_name, target_table, source_file, file_sha256, file_size, "
+    "lines_read, rows_loaded, rows_quarantined, blank_lines, started_at, finished_at, "
+    "start_byte, bytes_loaded, first_line_no, appends_to"
+)
+
+
+def describe(source_type: str, query: str) -> str:
+    """`postgres:<16 hex digits of sha256(query)>`: names the source, never holds the DSN."""
+    return f"{source_type}:{hashlib.sha256(query.encode('utf-8')).hexdigest()[:16]}"
+
+
+def source_name(name: str, source_type: str, query: str) -> str:
+    """How messages name a source: `exposures (postgres:8f1c0a7b2d3e4f50)`."""
+    return f"{name} ({describe(source_type, query)})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Secrets out of driver messages
+
+
+def _dsn_secrets(dsn: str) -> list[str]:
+    """The DSN and the passwords in it, longest first (to be replaced in any message)."""
+    found = {dsn}
+    with contextlib.suppress(Exception):
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(dsn)
+        if parts.password:
+            found |= {parts.password, unquote(parts.password)}
+        if parts.netloc:
+            found.add(parts.netloc)
+    with contextlib.suppress(Exception):
+        from psycopg.conninfo import conninfo_to_dict
+
+        password = conninfo_to_dict(dsn).get("password")
+        if password:
+            found.add(str(password))
+    return sorted((s for s in found if s), key=len, reverse=True)
+
+
+def scrub(message: str, dsn: str) -> str:
+    """A driver message as one line, without the DSN or its password, redacted."""
+    lines = [ln.strip() for ln in str(message).strip().splitlines() if ln.strip()]
+    text = lines[0] if lines else "unknown error"
+    for secret in _dsn_secrets(dsn):
+        text = text.replace(secret, REDACTED)
+    return redact_text(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the rows
+
+
+def _strip_query(query: str) -> str:
+    """The query without trailing semicolons and blanks (it becomes a cursor's body)."""
+    text = query.strip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    return text
+
+
+def _duckdb_path(dsn: str, base_dir: Path | None) -> str:
+    """A DuckDB DSN is a database file path (or `:memory:`). Relative paths resolve against the
+    working directory, then against the dataset file's folder (like a JSONL `path`)."""
+    if dsn == ":memory:":
+        return dsn
+    path = Path(dsn).expanduser()
+    if path.is_absolute() or path.exists() or base_dir is None:
+        return str(path)
+    beside = base_dir / path
+    return str(beside) if beside.exists() else str(path)
+
+
+def iter_postgres(dsn: str, query: str, who: str, fetch_rows: int) -> Iterator[list[Any]]:
+    """Batches of the query's single column, as bytes (None for NULL), from a server-side
+    cursor in a read-only transaction."""
+    try:
+        import psycopg
+        from psycopg.adapt import Loader
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        raise RecsysEvalError(
+            f"{who}: postgres sources need the psycopg package (pip install 'psycopg[binary]')"
+        ) from None
+
+    class _Raw(Loader):
+        """The column's text as sent by the server (its bytes, not parsed)."""
+
+        def load(self, data: Any) -> bytes:
+            return bytes(data)
+
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        conninfo_to_dict(dsn)
+    except Exception:
+        raise RecsysEvalError(
+            f"{who}: the dsn is not a valid PostgreSQL connection string (URL or key=value "
+            "pairs; not shown)"
+        ) from None
+    try:
+        conn = psycopg.connect(dsn, client_encoding="UTF8", application_name="recsys-eval")
+    except psycopg.Error as exc:
+        raise RecsysEvalError(f"{who}: cannot connect: {scrub(str(exc), dsn)}") from None
+    try:
+        conn.read_only = True
+        for oid in PG_TEXT_TYPES:
+            conn.adapters.register_loader(oid, _Raw)
+        cur = conn.cursor(name="recsys_eval_source")
+        cur.itersize = fetch_rows
+        try:
+            cur.execute(_strip_query(query))
+            desc = cur.description or []
+            if len(desc) != 1:
+                raise RecsysEvalError(
+                    f"{who}: the query must return exactly one column (a JSON document per "
+                    f"row), it returns {len(desc)}"
+                )
+            oid = desc[0].type_code
+            if oid not in PG_TEXT_TYPES and oid != PG_BYTEA:
+                info = conn.adapters.types.get(oid)
+                raise RecsysEvalError(
+                    f"{who}: the query's column is of type {info.name if info else oid}; it must "
+                    "hold a JSON document: json, jsonb, text or bytea"
+                )
+            while True:
+                rows = cur.fetchmany(fetch_rows)
+                if not rows:
+                    break
+                yield [r[0] for r in rows]
+        except psycopg.Error as exc:
+            raise RecsysEvalError(f"{who}: query failed: {scrub(str(exc), dsn)}") from None
+    finally:
+        with contextlib.suppress(Exception):
+            conn.rollback()
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+def iter_duckdb(
+    dsn: str, query: str, who: str, fetch_rows: int, base_dir: Path | None = None
+) -> Iterator[list[Any]]:
+    """Batches of the query's single column from a read-only connection to the database file."""
+    path = _duckdb_path(dsn, base_dir)
+    if path != ":memory:" and not Path(path).is_file():
+        raise RecsysEvalError(
+            f"{who}: DuckDB database file not found (dsn; looked in the working directory and "
+            "beside the dataset file)"
+        )
+    try:
+        con = duckdb.connect(path, read_only=path != ":memory:")
+    except duckdb.Error as exc:
+        raise RecsysEvalError(f"{who}: cannot open the database: {scrub(str(exc), dsn)}") from None
+    try:
+        con.execute("set enable_progress_bar = false")
+        try:
+            cur = con.execute(_strip_query(query))
+            desc = cur.description or []
+            if len(desc) != 1:
+                raise RecsysEvalError(
+                    f"{who}: the query must return exactly one column (a JSON document per "
+                    f"row), it returns {len(desc)}"
+                )
+            typ = str(desc[0][1])
+            if typ not in DUCKDB_TYPES:
+                raise RecsysEvalError(
+                    f"{who}: the query's column is of type {typ}; it must hold a JSON document: "
+                    "JSON, VARCHAR or BLOB"
+                )
+            while True:
+                rows = cur.fetchmany(fetch_rows)
+                if not rows:
+                    break
+                yield [r[0] for r in rows]
+        except duckdb.Error as exc:
+            raise RecsysEvalError(f"{who}: query failed: {scrub(str(exc), dsn)}") from None
+    finally:
+        con.close()
+
+
+def iter_rows(
+    source_type: str,
+    dsn: str,
+    query: str,
+    who: str,
+    fetch_rows: int = FETCH_ROWS,
+    base_dir: Path | None = None,
+) -> Iterator[list[Any]]:
+    if source_type == "postgres":
+        return iter_postgres(dsn, query, who, fetch_rows)
+    if source_type == "duckdb":
+        return iter_duckdb(dsn, query, who, fetch_rows, base_dir)
+    raise RecsysEvalError(f"{who}: not a SQL source type: {source_type!r}")
+
+
+def _as_bytes(value: Any) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass")
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise RecsysEvalError(f"internal error: a SQL source returned a {type(value).__name__}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The load
+
+
+class _Judge:
+    """Per-row verdicts, as the JSONL loader's chunk processing gives them for a line."""
+
+    def __init__(self, schema: dict[str, Any], pii_mode: str) -> None:
+        self.validator = RecordValidator(schema, representable=True)
+        self.fast = fast_accept_for(schema)
+        self.pii_mode = pii_mode
+        self.pii: dict[str, int] = {}
+
+    def rows(self, rows: list[bytes | None], first: int) -> tuple[list[bytes], list[bytes]]:
+        """(`{"l": INDEX, "d": DOC}` lines to insert, quarantine entries) for rows first, ..."""
+        out: list[bytes] = []
+        bad: list[bytes] = []
+        guard = self.pii_mode != "off"
+        reject = self.pii_mode == "reject"
+        for offset, row in enumerate(rows):
+            index = first + offset
+            if row is None:
+                bad.append(_quarantine_entry(index, b"", 0, None, [_null_error()]))
+                continue
+            if len(row) > MAX_LINE_BYTES:
+                digest = LineDigest(keep=QUARANTINE_PREFIX_BYTES + 4)
+                digest.update(row)
+                digest.update(b"\n")  # the digest holds back a trailing line ending
+                bad.append(_quarantine_long(index, digest.finish()))
+                continue
+            encoded = self.fast(row) if self.fast is not None else None
+            errors: list[LineError] = []
+            if encoded is None:
+                verdict = self.validator.check(row)
+                encoded = verdict.encoded
+                errors = verdict.errors
+            if encoded is None:
+                bad.append(_quarantine_entry(index, row, len(row), None, errors))
+                continue
+            if guard:
+                findings = privacy.scan_line(row)
+                if findings:
+                    privacy.count(findings, self.pii)
+                    if reject:
+                        errs = privacy.line_errors(findings)
+                        bad.append(_quarantine_entry(index, row, len(row), None, errs))
+                        continue
+            out.append(b'{"l":%d,"d":%b}' % (index, encoded))
+        return out, bad
+
+
+def _null_error() -> LineError:
+    return LineError("$", RULE_NULL, NULL_MESSAGE)
+
+
+def load_sql_source(
+    con: duckdb.DuckDBPyConnection,
+    schema_name: str,
+    name: str,
+    source_type: str,
+    dsn: str,
+    query: str,
+    table: str | None = None,
+    *,
+    pii_guard: str = "off",
+    base_dir: Path | None = None,
+    fetch_rows: int = FETCH_ROWS,
+    insert_rows: int = INSERT_ROWS,
+) -> LoadResult:
+    """Validate and load the rows of one SQL source into `raw.<table>`, in one transaction.
+
+    `name` is the dataset's name for the source (exposures, outcomes, ...): messages say
+    `exposures (postgres:<query hash>)`. Rows identical to a load already in the table are not
+    loaded again (the result says skipped_duplicate). Raises RecsysEvalError (one line, no DSN)
+    for a connection or query failure; nothing is written then."""
+    t0 = time.perf_counter()
+    pii = privacy.check_mode(pii_guard)
+    ref = schema_registry.resolve(schema_name)
+    target = check_table_name(table or default_table(ref.name))
+    layout = layout_for(ref.name)
+    label = describe(source_type, query)
+    who = f"{name} ({label})"
+    started_at = _utcnow()
+    ensure_raw_schema(con)
+    _ensure_table(con, target, layout)
+    judge = _Judge(ref.schema, pii)
+    data_sql, quarantine_sql = _insert_sql(target, layout)
+    tmp_dir = tempdirs.create(tempdirs.LOAD_PREFIX)  # swept if we are killed
+    digest = hashlib.sha256()
+    total_bytes = rows_read = loaded = quarantined = 0
+    saved_order = con.execute("select current_setting('preserve_insertion_order')").fetchone()[0]
+    con.execute("set preserve_insertion_order = false")
+    con.execute("begin transaction")
+    try:
+        seq = int(
+            con.execute("select coalesce(max(load_seq), 0) + 1 from raw.load_ledger").fetchone()[0]
+        )
+        load_id = _new_load_id()
+        params = [load_id, seq, label]
+        qparams = [load_id, seq, label, ref.name, target, started_at]
+        pending: list[tuple[str, int]] = []
+        pending_rows = 0
+        pending_first = 1
+
+        def flush(last: int) -> int:
+            """Insert the pending files (rows pending_first..last); move any whose timestamp the
+            warehouse cannot hold to the quarantine; return how many were moved."""
+            con.execute(_fill_batch(data_sql, pending), params)
+            moved = _quarantine_bad_timestamps(
+                con, [f for f, _ in pending], target, ref.name, load_id, seq, label,
+                started_at, pending_first, last,
+            )  # fmt: skip
+            for f, _ in pending:
+                os.unlink(f)
+            pending.clear()
+            return moved
+
+        batches = iter_rows(source_type, dsn, query, who, fetch_rows, base_dir)
+        for n_chunk, batch in enumerate(batches, 1):
+            rows = [_as_bytes(v) for v in batch]
+            for row in rows:
+                if row is None:
+                    digest.update(NULL_FRAME)
+                else:
+                    digest.update(len(row).to_bytes(8, "big"))
+                    digest.update(row)
+                    total_bytes += len(row)
+            out, bad = judge.rows(rows, rows_read + 1)
+            rows_read += len(rows)
+            if out:
+                path = os.path.join(tmp_dir, f"c{n_chunk:07d}.ndjson")
+                with open(path, "wb") as fh:
+                    fh.write(b"\n".join(out) + b"\n")
+                pending.append((path, 0))
+                pending_rows += len(out)
+                loaded += len(out)
+            if bad:
+                qpath = os.path.join(tmp_dir, f"q{n_chunk:07d}.ndjson")
+                with open(qpath, "wb") as fh:
+                    fh.write(b"\n".join(bad) + b"\n")
+                con.execute(_fill(quarantine_sql, qpath, 0), qparams)
+                os.unlink(qpath)
+                quarantined += len(bad)
+            if pending_rows >= insert_rows:
+                moved = flush(rows_read)
+                loaded -= moved
+                quarantined += moved
+                pending_rows = 0
+                pending_first = rows_read + 1
+        if pending:
+            moved = flush(rows_read)
+            loaded -= moved
+            quarantined += moved
+        sha = digest.hexdigest()
+        dup = con.execute(
+            "select load_id, load_seq from raw.load_ledger where file_sha256 = ? "
+            "and target_table = ? order by load_seq limit 1",
+            [sha, target],
+        ).fetchone()
+        if dup is not None:
+            con.execute("rollback")
+            return LoadResult(
+                load_id=dup[0],
+                load_seq=int(dup[1]),
+                table=target,
+                source_file=label,
+                file_sha256=sha,
+                lines_read=0,
+                rows_loaded=0,
+                rows_quarantined=0,
+                blank_lines=0,
+                skipped_duplicate=True,
+                seconds=time.perf_counter() - t0,
+            )
+        if rows_read != loaded + quarantined:
+            raise RecsysEvalError(
+                f"internal error: counts do not add up for {who} ({rows_read} rows read, "
+                f"{loaded} loaded, {quarantined} quarantined)"
+            )
+        con.execute(
+            f"insert into raw.load_ledger ({_LEDGER_COLUMNS}) values ({', '.join('?' * 17)})",
+            [
+                seq,
+                load_id,
+                ref.name,
+                target,
+                label,
+                sha,
+                total_bytes,
+                rows_read,
+                loaded,
+                quarantined,
+                0,
+                started_at,
+                _utcnow(),
+                0,
+                total_bytes,
+                1,
+                None,
+            ],
+        )
+        con.execute("commit")
+    except BaseException as exc:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("rollback")
+        if isinstance(exc, RuntimeError) and "interrupted" in str(exc).lower():
+            raise KeyboardInterrupt from exc
+        if isinstance(exc, duckdb.Error):
+            raise RecsysEvalError(
+                f"loading {who} failed, nothing was written: {scrub(str(exc), dsn)}"
+            ) from None
+        if isinstance(exc, OSError):
+            raise RecsysEvalError(
+                f"loading {who} failed, nothing was written: {exc.strerror or exc}"
+            ) from None
+        raise
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        with contextlib.suppress(duckdb.Error):
+            con.execute(f"set preserve_insertion_order = {str(saved_order).lower()}")
+    return LoadResult(
+        load_id=load_id,
+        load_seq=seq,
+        table=target,
+        source_file=label,
+        file_sha256=sha,
+        lines_read=rows_read,
+        rows_loaded=loaded,
+        rows_quarantined=quarantined,
+        blank_lines=0,
+        skipped_duplicate=False,
+        seconds=time.perf_counter() - t0,
+        pii_findings=dict(judge.pii),
+        end_byte=total_bytes,
+    )
+
+
+def _quarantine_bad_timestamps(
+    con: duckdb.DuckDBPyConnection,
+    files: list[str],
+    table: str,
+    schema_name: str,
+    load_id: str,
+    seq: int,
+    label: str,
+    now: Any,
+    first: int,
+    last: int,
+) -> int:
+    """Move the just-inserted rows (first..last) whose `ts` DuckDB cannot represent into the
+    quarantine (as the JSONL loader does), keeping the validated document as their raw text."""
+    if not layout_for(schema_name).has_ts:
+        return 0
+    bad = con.execute(
+        f"select line_no, ts is null from {RAW_SCHEMA}.{table} where load_id = ? "
+        f"and line_no between ? and ? and {_BAD_TS}",
+        [load_id, first, last],
+    ).fetchall()
+    if not bad:
+        return 0
+    wanted = {int(r[0]) for r in bad}
+    uncast = {int(r[0]) for r in bad if r[1]}
+    docs: dict[int, bytes] = {}
+    for path in files:
+        with open(path, "rb") as fh:
+            for line in fh:
+                rec = orjson.loads(line)
+                if rec["l"] in wanted:
+                    docs[rec["l"]] = orjson.dumps(rec["d"])
+    rows = []
+    for index in sorted(wanted):
+        raw = docs.get(index, b"")
+        prefix = bounded_prefix(raw)
+        reason = "" if index in uncast else " (in UTC it must fall in the years 1 to 9999)"
+        error = LineError(
+            "$.ts",
+            RULE_REPRESENTABLE,
+            f"timestamp {_ts_of(raw)!r} cannot be represented as a warehouse (DuckDB) timestamp"
+            + reason,
+        )
+        rows.append(
+            [
+                load_id,
+                seq,
+                label,
+                index,
+                schema_name,
+                table,
+                prefix.decode("utf-8", "replace"),
+                orjson.dumps([error.as_dict()]).decode(),
+                1,
+                now,
+                len(raw),
+                hashlib.sha256(raw).hexdigest(),
+                len(prefix) < len(raw),
+            ]
+        )
+    con.execute(
+        f"delete from {RAW_SCHEMA}.{table} where load_id = ? and line_no between ? and ? "
+        f"and {_BAD_TS}",
+        [load_id, first, last],
+    )
+    con.executemany(
+        f"insert into raw.quarantine ({QUARANTINE_COLUMNS}) values ({', '.join('?' * 13)})", rows
+    )
+    return len(rows)
+
+
+def load_source(
+    con: duckdb.DuckDBPyConnection,
+    schema_name: str,
+    src: Any,
+    table: str,
+    pii_guard: str = "off",
+    base_dir: Path | None = None,
+) -> LoadResult:
+    """Load a dataset source of type postgres or duckdb (a `recsys_eval.config.Source`)."""
+    who = source_name(src.name, src.type, src.query or "")
+    if getattr(src, "event_types", None) is not None:
+        raise RecsysEvalError(
+            f"{who}: event_types is not supported for SQL sources yet; map the names in the "
+            "query (case event_type when ... end) or export the rows to JSONL"
+        )
+    return load_sql_source(
+        con, schema_name, src.name, src.type, src.dsn or "", src.query or "", table,
+        pii_guard=pii_guard, base_dir=base_dir,
+    )  # fmt: skip
