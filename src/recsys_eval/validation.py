@@ -4,9 +4,10 @@ Fast path (every line): `orjson.loads` + a `jsonschema_rs` Draft-07 validator. I
 call the very functions python-jsonschema's `FORMAT_CHECKER` uses (`date-time` is
 `rfc3339_validator.validate_rfc3339(value.upper())`), so both agree by construction.
 
-Slow path (invalid lines only): python `jsonschema.Draft7Validator` with `FORMAT_CHECKER` lists
-every error with a JSON path (`$.items[0].rank`), the rule (validator keyword) and a message. It is
-canonical: when the two validators ever disagree, its answer wins.
+Slow path (invalid lines, and lines where a key may repeat): python json (exact) and python
+`jsonschema.Draft7Validator` with `FORMAT_CHECKER` list every error with a JSON path
+(`$.items[0].rank`), the rule (validator keyword) and a message. It is canonical: when the two
+validators ever disagree, its answer wins.
 
 Valid means the schema and the warehouse rules (`recsys_eval.warehouse_rules`, rules
 `representable` and `duplicate_key`), for `validate` and `load` alike: one RecordValidator.
