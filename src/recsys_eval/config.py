@@ -43,15 +43,19 @@ class MapOf:
 
 
 SOURCE = {"type": str, "path": str, "dsn": str, "query": str}
+# An outcomes source may name its events as the team does: {click: [click, tap], conversion:
+# [purchase]} maps them onto the contract's types at load (event_type_map, loader).
+OUTCOME_SOURCE = {**SOURCE, "event_types": MapOf(ListOf(str))}
+EVENT_TYPES = ("click", "conversion")  # outcome.v1's event_type enum, which stays strict
 
 DATASET_SPEC: dict[str, Any] = {
     "exposures": SOURCE,
-    "outcomes": SOURCE,
+    "outcomes": OUTCOME_SOURCE,
     "assignments": SOURCE,
     "interleaving": {
         "ranker_a": SOURCE,
         "ranker_b": SOURCE,
-        "outcomes": SOURCE,
+        "outcomes": OUTCOME_SOURCE,
         "exposures": SOURCE,  # the logged interleaved lists (interleaved_exposure.v1)
     },
 }
@@ -281,6 +285,9 @@ class Source:
     path: Path | None
     dsn: str | None
     query: str | None
+    # outcomes only: source event name -> contract type (click | conversion), None: no mapping
+    event_types: dict[str, str] | None = None
+    event_types_key: str = ""  # where the mapping is written, e.g. outcomes.event_types
 
 
 @dataclass
@@ -298,8 +305,10 @@ class RunConfig:
             block = self.dataset.get("interleaving", {})
             names = (("ranker_a", "ranker_a"), ("ranker_b", "ranker_b"), ("outcomes", "outcomes"))
             names += (("exposures", "interleaved_exposures"),)
+            prefix = "interleaving."
         else:
             block = self.dataset
+            prefix = ""
             names = (("exposures", "exposures"), ("outcomes", "outcomes"))
             names += (("assignments", "assignments"),)
         out = []
@@ -315,6 +324,8 @@ class RunConfig:
                     path=Path(path) if path else None,
                     dsn=src.get("dsn"),
                     query=src.get("query"),
+                    event_types=event_type_map(src.get("event_types")),
+                    event_types_key=f"{prefix}{key}.event_types",
                 )
             )
         return out
@@ -335,10 +346,55 @@ def _resolve_path(raw: str, dataset_file: Path, where: str) -> str:
     )
 
 
+def event_type_map(mapping: dict[str, list[str]] | None) -> dict[str, str] | None:
+    """`{click: [click, tap], ...}` (checked) -> `{"click": "click", "tap": "click", ...}`."""
+    if mapping is None:
+        return None
+    return {name: target for target, names in mapping.items() for name in names}
+
+
+def _check_event_types(mapping: dict[str, list[str]], where: str, dataset_file: Path) -> None:
+    """Targets are the contract's types, names non-empty strings, each name mapped once."""
+    key = f"{dataset_file}: {where}.event_types"
+    if not mapping:
+        raise ConfigError(
+            f"{key}: empty; map source event names onto {' and '.join(EVENT_TYPES)} "
+            "(e.g. {click: [click, tap], conversion: [purchase]}) or remove the key"
+        )
+    seen: dict[str, str] = {}
+    for target, names in mapping.items():
+        if target not in EVENT_TYPES:
+            raise ConfigError(
+                f"{key}.{target}: unknown event type {target!r}: the outcome contract "
+                f"(outcome.v1) knows {', '.join(EVENT_TYPES)}; map your names onto those"
+            )
+        if not names:
+            raise ConfigError(f"{key}.{target}: lists no event name; list at least one")
+        for i, name in enumerate(names):
+            here = f"{where}.event_types.{target}[{i}]"
+            if not isinstance(name, str) or name == "":
+                raise ConfigError(
+                    f"{dataset_file}: {here}: an event name must be a non-empty string"
+                )
+            if name in seen:
+                raise ConfigError(
+                    f"{dataset_file}: {here}: {name!r} is mapped twice (also at {seen[name]}); "
+                    "a source event name maps to one type"
+                )
+            seen[name] = here
+
+
 def _check_source(src: dict[str, Any] | None, where: str, dataset_file: Path) -> None:
     if src is None:
         raise ConfigError(f"{dataset_file}: {where}: required for this mode")
     typ = src.get("type", "").lower()
+    if "event_types" in src:
+        _check_event_types(src["event_types"], where, dataset_file)
+        if typ != "jsonl":  # never ignored: the JSONL loader is the one that maps
+            raise ConfigError(
+                f"{dataset_file}: {where}.event_types: applies to a jsonl source in this "
+                f"version, not {typ or 'one without a type'}; map the names in your query"
+            )
     if typ not in SOURCE_TYPES:
         raise ConfigError(
             f"{dataset_file}: {where}.type: must be one of {', '.join(SOURCE_TYPES)}, "

@@ -64,6 +64,17 @@ class Outcome(Struct, forbid_unknown_fields=True):
     value: Finite | UnsetType = UNSET
 
 
+class SourceOutcome(Struct, forbid_unknown_fields=True):
+    """An outcome as a team logs it: any event name, mapped afterwards (`event_types`)."""
+
+    request_id: NonEmpty
+    user_id: NonEmpty
+    item_id: NonEmpty
+    event_type: str
+    ts: str
+    value: Finite | UnsetType = UNSET
+
+
 class Assignment(Struct, forbid_unknown_fields=True):
     experiment_id: NonEmpty
     variant: NonEmpty
@@ -93,13 +104,23 @@ def _canonical(schema: dict[str, Any]) -> str:
     return json.dumps(schema, sort_keys=True)
 
 
-def fast_accept_for(schema: dict[str, Any]) -> Callable[[bytes], bytes | None] | None:
+def fast_accept_for(
+    schema: dict[str, Any], event_types: dict[str, str] | None = None
+) -> Callable[[bytes], bytes | None] | None:
     """`accept(line) -> re-encoded record or None`, or None when the schema is not a bundled
-    evaluation contract."""
+    evaluation contract.
+
+    `event_types` (outcome.v1 only: source event name -> click | conversion): a line is accepted
+    only when its event_type is one of the names, and re-encoded with the contract's type in its
+    place; any other line falls through (the loader's canonical path quarantines it)."""
     name = schema.get("$id")
     struct = _STRUCTS.get(name) if isinstance(name, str) else None
     if struct is None:
         return None
+    if event_types is not None:
+        if struct is not Outcome:
+            raise ValueError(f"event_types applies to outcome.v1 only, not {name}")
+        struct = SourceOutcome
     bundled = schemas_dir() / name
     if not bundled.exists() or _canonical(json.loads(bundled.read_text())) != _canonical(schema):
         return None
@@ -119,4 +140,25 @@ def fast_accept_for(schema: dict[str, Any]) -> Callable[[bytes], bytes | None] |
         encoded = encode(record)
         return encoded if keys_cannot_repeat(line, encoded) else None
 
-    return accept
+    if event_types is None:
+        return accept
+    # A name with a colon would change the colon count keys_cannot_repeat compares: such lines
+    # (rare) take the canonical path.
+    mapped = {k: v for k, v in event_types.items() if ":" not in k}
+
+    def accept_mapped(line: bytes) -> bytes | None:
+        try:
+            record = decode(line)
+        except refused:
+            return None
+        target = mapped.get(record.event_type)
+        if target is None:
+            return None
+        ts = record.ts
+        if not is_datetime(ts) or not datetime_in_range(ts):
+            return None
+        record.event_type = target  # neither name nor type holds a colon: the count is kept
+        encoded = encode(record)
+        return encoded if keys_cannot_repeat(line, encoded) else None
+
+    return accept_mapped

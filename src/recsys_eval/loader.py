@@ -11,6 +11,7 @@ explicit column types, and its invalid lines go to `raw.quarantine` with every e
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import os
 import re
@@ -41,11 +42,14 @@ from recsys_eval.validation import (
     QUARANTINE_PREFIX_BYTES,
     RULE_LINE_LENGTH,
     RULE_REPRESENTABLE,
+    TOO_DEEP_TO_STORE,
     LineDigest,
     LineError,
     LongLine,
     RecordValidator,
+    Verdict,
     bounded_prefix,
+    encode,
     has_lone_cr,
     iter_bounded_lines,
     with_line_ending_hint,
@@ -211,12 +215,17 @@ LEDGER_ADDED = (
     ("bytes_loaded", "bigint"),
     ("first_line_no", "bigint"),
     ("appends_to", "varchar"),
+    # outcome.v1 with a mapping of event names (event_types): the mapping as canonical JSON
+    # ({"tap": "click", ...}, null without one) and the lines whose name it lacks, per name.
+    ("event_types", "varchar"),
+    ("unmapped_event_types", "varchar"),
 )
 LEDGER_COLUMNS = (
     "load_seq, load_id, schema_name, target_table, source_file, file_sha256, file_size, "
     "lines_read, rows_loaded, rows_quarantined, blank_lines, started_at, finished_at, "
-    "start_byte, bytes_loaded, first_line_no, appends_to"
+    "start_byte, bytes_loaded, first_line_no, appends_to, event_types, unmapped_event_types"
 )
+RULE_UNMAPPED_EVENT_TYPE = "unmapped_event_type"
 
 
 @dataclass
@@ -245,6 +254,9 @@ class LoadResult:
     appends_to: str | None = None  # the load whose first start_byte bytes this one extends
     size_at_start: int = 0
     size_at_end: int = 0
+    # With a mapping of event names (outcome.v1): lines whose event_type it lacks, per name
+    # (quarantined with rule unmapped_event_type); for a skipped file, those of its earlier load.
+    unmapped_event_types: dict[str, int] = field(default_factory=dict)
 
     @property
     def lines_per_second(self) -> float:
@@ -318,12 +330,65 @@ def _sql_str(value: str) -> str:
 
 _VALIDATOR: RecordValidator | None = None
 _FAST_ACCEPT: Any = None
+_EVENT_TYPES: dict[str, str] | None = None  # source event name -> contract type
+_EVENT_TYPES_KEY = "event_types"  # where the mapping was written, for messages
 
 
-def _init_worker(schema: dict[str, Any]) -> None:
-    global _VALIDATOR, _FAST_ACCEPT
-    _VALIDATOR = RecordValidator(schema, representable=True)
-    _FAST_ACCEPT = fast_accept_for(schema)
+def _init_worker(
+    schema: dict[str, Any], event_types: dict[str, str] | None = None, key: str = "event_types"
+) -> None:
+    global _VALIDATOR, _FAST_ACCEPT, _EVENT_TYPES, _EVENT_TYPES_KEY
+    _EVENT_TYPES, _EVENT_TYPES_KEY = event_types, key
+    # With a mapping, the lines are validated as the team wrote them: the contract with the
+    # mapping's names as event_type's enum; a valid line then gets the contract's type.
+    _VALIDATOR = RecordValidator(
+        schema if event_types is None else source_schema(schema, event_types), representable=True
+    )
+    _FAST_ACCEPT = fast_accept_for(schema, event_types)
+
+
+def source_schema(schema: dict[str, Any], event_types: dict[str, str]) -> dict[str, Any]:
+    """outcome.v1 with event_type's enum replaced by the mapping's source names (for the lines
+    as written; the stored rows keep the contract, whose enum is never changed)."""
+    if schema.get("$id") != "outcome.v1.json":
+        raise RecsysEvalError(
+            f"a mapping of event types applies to outcome.v1 only, not {schema.get('$id')}"
+        )
+    out = copy.deepcopy(schema)
+    out["properties"]["event_type"] = {"type": "string", "enum": sorted(event_types)}
+    return out
+
+
+def _map_event_type(verdict: Verdict, mapped: list[str | None]) -> Verdict:
+    """A verdict on a line as written -> the verdict on the stored record (its event_type the
+    contract's type); an event_type the mapping lacks becomes rule unmapped_event_type.
+    `mapped[0]` gets the unmapped name (None: the name was mapped or not a string)."""
+    events = _EVENT_TYPES
+    assert events is not None
+    doc = verdict.doc
+    name = doc.get("event_type") if isinstance(doc, dict) else None
+    if verdict.ok:
+        doc["event_type"] = events[name]  # the enum held only the mapping's names
+        encoded = encode(doc)
+        if encoded is None:
+            error = LineError("$", RULE_REPRESENTABLE, TOO_DEEP_TO_STORE)
+            return Verdict(False, doc, [error], unrepresentable=True)
+        return Verdict(True, doc, encoded=encoded)
+    if not isinstance(name, str) or name in events:
+        return verdict
+    mapped[0] = name
+    errors = [e for e in verdict.errors if not (e.path == "$.event_type" and e.rule == "enum")]
+    errors.append(
+        LineError(
+            "$.event_type",
+            RULE_UNMAPPED_EVENT_TYPE,
+            f"event_type {name!r} is not in {_EVENT_TYPES_KEY} (mapped: "
+            f"{', '.join(repr(n) for n in sorted(events)[:20])}"
+            f"{', ...' if len(events) > 20 else ''}); add it there to load such lines",
+            f"event_type is not in {_EVENT_TYPES_KEY}",
+        )
+    )
+    return Verdict(False, doc, sorted(set(errors), key=lambda e: (e.path, e.rule, e.message)))
 
 
 @dataclass(frozen=True)
@@ -353,6 +418,7 @@ class _ChunkResult:
     data_path: str | None = None
     quarantine_path: str | None = None
     pii: dict[str, int] = field(default_factory=dict)
+    unmapped: dict[str, int] = field(default_factory=dict)  # event_type name -> lines
 
 
 def _quarantine_line(rel: int, line: bytes, errors: list[LineError]) -> bytes:
@@ -507,6 +573,11 @@ def _process_chunk(task: _Task) -> _ChunkResult:
                 continue
         # The verdict `validate` gives (one RecordValidator: the schema and the warehouse rules).
         verdict = validator.check(line, truncated_last=unterminated and rel == n_lines)
+        if _EVENT_TYPES is not None:
+            unmapped: list[str | None] = [None]
+            verdict = _map_event_type(verdict, unmapped)
+            if unmapped[0] is not None:
+                res.unmapped[unmapped[0]] = res.unmapped.get(unmapped[0], 0) + 1
         if verdict.encoded is not None:
             # DuckDB reads exactly the document that was validated, re-encoded.
             if guard and pii_refused(rel, line):
@@ -543,7 +614,9 @@ class _WorkerPool:
     JSON line each) and results are read back in task order from their stdout.
     """
 
-    def __init__(self, n: int, schema: dict[str, Any]) -> None:
+    def __init__(
+        self, n: int, schema: dict[str, Any], event_types: dict[str, str] | None, key: str
+    ) -> None:
         env = dict(os.environ)
         src_root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env.get("PYTHONPATH")) if p)
@@ -560,7 +633,8 @@ class _WorkerPool:
                 )
                 self.procs.append(proc)
                 assert proc.stdin is not None
-                proc.stdin.write(orjson.dumps(schema) + b"\n")
+                setup = {"schema": schema, "event_types": event_types, "key": key}
+                proc.stdin.write(orjson.dumps(setup) + b"\n")
                 proc.stdin.flush()
         except BaseException:
             self.kill()
@@ -607,13 +681,14 @@ class _WorkerPool:
 
 
 def _worker_main() -> int:
-    """Worker process: first stdin line is the schema, then one task per line."""
+    """Worker process: first stdin line is the schema (and mapping), then one task per line."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and kills us
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     first = stdin.readline()
     if not first:
         return 0
-    _init_worker(orjson.loads(first))
+    setup = orjson.loads(first)
+    _init_worker(setup["schema"], setup["event_types"], setup["key"])
     for line in stdin:
         try:
             result: dict[str, Any] = {"ok": asdict(_process_chunk(_Task(**orjson.loads(line))))}
@@ -866,6 +941,8 @@ def load_file(
     batch_rows: int = BATCH_ROWS,
     pii_guard: str = "off",
     max_line: int = MAX_LINE_BYTES,
+    event_types: dict[str, str] | None = None,
+    event_types_key: str = "event_types",
 ) -> LoadResult:
     """Validate and load one JSONL file into `raw.<table>` in one transaction.
 
@@ -875,11 +952,26 @@ def load_file(
     whose identifiers or context values look like email addresses or phone numbers.
     A line over `max_line` bytes is quarantined as too long, streamed, never held whole.
     The load reads the file's size once at the start and loads exactly that prefix (see _load).
+    `event_types` (outcome.v1 only): source event name -> click | conversion. A line whose
+    event_type is a name is stored with the contract's type; any other line is quarantined with
+    rule unmapped_event_type and counted per name (`unmapped_event_types`); `event_types_key`
+    names the mapping in messages (e.g. outcomes.event_types). The mapping is part of what
+    identifies a load: the same file with another mapping is refused, never skipped.
     Raises RecsysEvalError for a missing or unreadable file, a bad table name, a table with other
     columns or a locked database; nothing is written then.
     """
     pii = privacy.check_mode(pii_guard)
     ref = schema_registry.resolve(schema_name)
+    if event_types is not None:
+        source_schema(ref.schema, event_types)  # outcome.v1 only, before any work
+        if not event_types:
+            raise RecsysEvalError(f"{event_types_key}: the mapping of event names is empty")
+        for name, typ in sorted(event_types.items()):
+            if not name or typ not in ("click", "conversion"):
+                raise RecsysEvalError(
+                    f"{event_types_key}: {name!r} -> {typ!r}: a mapping takes non-empty event "
+                    "names onto click or conversion"
+                )
     target = check_table_name(table or default_table(ref.name))
     layout = layout_for(ref.name)
     src = Path(path)
@@ -896,13 +988,13 @@ def load_file(
         try:
             return _load(
                 con, ref, target, layout, src, progress, workers, chunk_bytes, batch_rows, pii,
-                max_line,
+                max_line, event_types, event_types_key,
             )  # fmt: skip
         finally:
             con.close()
     return _load(
         con_or_path, ref, target, layout, src, progress, workers, chunk_bytes, batch_rows, pii,
-        max_line,
+        max_line, event_types, event_types_key,
     )  # fmt: skip
 
 
@@ -915,19 +1007,20 @@ class _Prior:
     size: int  # it loaded the file's first `size` bytes
     sha: str  # their sha256
     last_line: int  # the number of the last line it loaded
+    event_types: str | None = None  # its mapping of event names (canonical JSON)
 
 
 def _prior_load(con: duckdb.DuckDBPyConnection, target: str, src: Path) -> _Prior | None:
     row = con.execute(
         "select load_id, load_seq, file_size, file_sha256, "
-        "coalesce(first_line_no, 1) + lines_read - 1 "
+        "coalesce(first_line_no, 1) + lines_read - 1, event_types "
         "from raw.load_ledger where target_table = ? and source_file = ? "
         "order by file_size desc, load_seq desc limit 1",
         [target, str(src)],
     ).fetchone()
     if row is None:
         return None
-    return _Prior(str(row[0]), int(row[1]), int(row[2]), str(row[3]), int(row[4]))
+    return _Prior(str(row[0]), int(row[1]), int(row[2]), str(row[3]), int(row[4]), row[5])
 
 
 def _byte_at(path: Path, pos: int) -> bytes:
@@ -1013,6 +1106,8 @@ def _load(
     batch_rows: int,
     pii_guard: str = "off",
     max_line: int = MAX_LINE_BYTES,
+    event_types: dict[str, str] | None = None,
+    event_types_key: str = "event_types",
 ) -> LoadResult:
     """Load the file's first `size` bytes (its size now) up to the last complete line in them.
 
@@ -1029,6 +1124,7 @@ def _load(
         size = src.stat().st_size
     except OSError as exc:
         raise RecsysEvalError(f"cannot read {src}: {exc.strerror or exc}") from exc
+    mapping = _mapping_text(event_types)
     prior = _prior_load(con, target, src)
     start = prior.size if prior is not None and prior.size <= size else 0
     complete_end = _complete_end(src, start, size)
@@ -1045,14 +1141,43 @@ def _load(
         digests = hasher.result()
         if same_size:
             dup = con.execute(
-                "select load_id, load_seq from raw.load_ledger where file_sha256 = ? "
-                "and target_table = ? order by load_seq limit 1",
+                "select load_id, load_seq, event_types, unmapped_event_types from "
+                "raw.load_ledger where file_sha256 = ? and target_table = ? order by load_seq "
+                "limit 1",
                 [digests[size], target],
             ).fetchone()
             if dup is not None:
-                return _skipped(dup[0], int(dup[1]), target, src, digests[size], size, t0)
+                if dup[2] != mapping:
+                    # Loading it again would hold its lines twice; skipping it would keep the
+                    # earlier load's mapping.
+                    raise RecsysEvalError(
+                        _other_mapping_message(
+                            src,
+                            target,
+                            dup[0],
+                            dup[2],
+                            mapping,
+                            event_types_key,
+                            "loading it again would hold its lines twice in",
+                        )
+                    )
+                done = _skipped(dup[0], int(dup[1]), target, src, digests[size], size, t0)
+                done.unmapped_event_types = orjson.loads(dup[3]) if dup[3] else {}
+                return done
         if prior is not None:
             plan = _append_plan(src, target, prior, digests, size, complete_end)
+        if prior is not None and prior.event_types != mapping:
+            raise RecsysEvalError(
+                _other_mapping_message(
+                    src,
+                    target,
+                    prior.load_id,
+                    prior.event_types,
+                    mapping,
+                    event_types_key,
+                    "appending its new lines with another mapping would mix two mappings in",
+                )
+            )
     else:
         hasher.start()
 
@@ -1072,11 +1197,12 @@ def _load(
         )
         tasks, tail = _plan_chunks(src, plan, tmp_dir, chunk_bytes, pii_guard, max_line)
         if n_workers > 0 and len(tasks) > 1:
-            pool = _WorkerPool(n_workers, ref.schema)
+            pool = _WorkerPool(n_workers, ref.schema, event_types, event_types_key)
         else:
-            _init_worker(ref.schema)
+            _init_worker(ref.schema, event_types, event_types_key)
         totals = _ChunkResult(-1)
         pii_counts: dict[str, int] = {}
+        unmapped: dict[str, int] = {}
         phases = {"validate_wait": 0.0, "insert": 0.0}
         data_sql, quarantine_sql = _insert_sql(target, layout)
         params = [load_id, seq, str(src)]
@@ -1105,7 +1231,7 @@ def _load(
             if tail is not None and _size_now(src) == plan.size:
                 # The unterminated last line, only if the file has not grown: else a writer
                 # may be in the middle of it (the next load takes it once it has its newline).
-                _init_worker(ref.schema)
+                _init_worker(ref.schema, event_types, event_types_key)
                 yield tail, _process_chunk(tail)
 
         def insert_batch() -> None:
@@ -1145,6 +1271,8 @@ def _load(
             totals.lone_cr += res.lone_cr
             for key, n in res.pii.items():
                 pii_counts[key] = pii_counts.get(key, 0) + n
+            for name, n in res.unmapped.items():
+                unmapped[name] = unmapped.get(name, 0) + n
             totals.bom = totals.bom or res.bom
             done_bytes += task.length
             end = max(end, task.offset + task.length)
@@ -1174,7 +1302,7 @@ def _load(
                 f"{totals.valid} loaded, {totals.quarantined} quarantined, {totals.blank} blank)"
             )
         con.execute(
-            f"insert into raw.load_ledger ({LEDGER_COLUMNS}) values ({', '.join('?' * 17)})",
+            f"insert into raw.load_ledger ({LEDGER_COLUMNS}) values ({', '.join('?' * 19)})",
             [
                 seq,
                 load_id,
@@ -1193,6 +1321,10 @@ def _load(
                 end - plan.start,
                 plan.first_line,
                 plan.prior.load_id if plan.prior is not None else None,
+                mapping,
+                orjson.dumps(unmapped, option=orjson.OPT_SORT_KEYS).decode()
+                if mapping is not None
+                else None,
             ],
         )
         size_at_end = _size_now(src)
@@ -1244,6 +1376,31 @@ def _load(
         appends_to=plan.prior.load_id if plan.prior is not None else None,
         size_at_start=size,
         size_at_end=size_at_end,
+        unmapped_event_types=unmapped,
+    )
+
+
+def _mapping_text(event_types: dict[str, str] | None) -> str | None:
+    """What identifies a mapping in the ledger: canonical JSON, None without one."""
+    if event_types is None:
+        return None
+    return orjson.dumps(event_types, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _describe_mapping(text: str | None) -> str:
+    if text is None:
+        return "no event_types mapping"
+    return f"event_types {text if len(text) <= 300 else text[:300] + '...'}"
+
+
+def _other_mapping_message(
+    src: Path, target: str, load_id: str, had: str | None, now: str | None, key: str, why: str
+) -> str:
+    return (
+        f"{src} was loaded into raw.{target} by load {load_id} with {_describe_mapping(had)}; "
+        f"this load has {_describe_mapping(now)}{f' ({key})' if now else ''}: {why} "
+        f"raw.{target}, so nothing was written. Load it into a fresh --database, or with the "
+        "earlier load's mapping"
     )
 
 

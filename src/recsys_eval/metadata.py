@@ -26,8 +26,9 @@ def dataset_fingerprint(cfg: RunConfig) -> str:
     """The reference's fingerprint (§8.6), so the same inputs give the same value.
 
     Parts: the mode; per configured source its name and type, then for JSONL the file's
-    basename, size and (up to 10 MiB) SHA-256, for SQL sources the DSN and query. The parts are
-    sorted, joined with '|' and hashed.
+    basename, size and (up to 10 MiB) SHA-256, for SQL sources the DSN and query; an outcomes
+    source's event_types mapping, when set, adds one part (so mapped data differs from the
+    same file read strictly). The parts are sorted, joined with '|' and hashed.
     """
     parts = [cfg.mode.lower()]
     for src in _all_sources(cfg):
@@ -39,6 +40,9 @@ def dataset_fingerprint(cfg: RunConfig) -> str:
                 parts.append(sha256_file(src.path))
         else:
             parts += [src.dsn or "", src.query or ""]
+        if src.event_types is not None:  # not in the reference: only with outcomes.event_types
+            names = ",".join(f"{k}={v}" for k, v in sorted(src.event_types.items()))
+            parts.append(f"{src.name}.event_types={names}")
     return hashlib.sha256("|".join(sorted(parts)).encode()).hexdigest()
 
 

@@ -91,7 +91,7 @@ def test_ensure_raw_schema_types(con: Any) -> None:
         "VARCHAR, source_file VARCHAR, file_sha256 VARCHAR, file_size BIGINT, lines_read BIGINT, "
         "rows_loaded BIGINT, rows_quarantined BIGINT, blank_lines BIGINT, started_at TIMESTAMP, "
         "finished_at TIMESTAMP, start_byte BIGINT, bytes_loaded BIGINT, first_line_no BIGINT, "
-        "appends_to VARCHAR",
+        "appends_to VARCHAR, event_types VARCHAR, unmapped_event_types VARCHAR",
         "outcomes": f"{lineage}, request_id VARCHAR, user_id VARCHAR, item_id VARCHAR, "
         "event_type VARCHAR, value DOUBLE, ts TIMESTAMP",
         "quarantine": f"{lineage}, schema_name VARCHAR, target_table VARCHAR, raw_text VARCHAR, "

@@ -334,6 +334,7 @@ where not exists (select 1 from raw.load_ledger as a where a.appends_to = l.load
 def load_sources(cfg: RunConfig, database: Path) -> dict[str, Any]:
     """Load every configured source (JSONL files, postgres / duckdb queries); refuse a database
     that holds other sources' rows."""
+    from recsys_eval.event_types import unmapped_counts, unmapped_warnings
     from recsys_eval.loader import ensure_raw_schema, load_file
     from recsys_eval.sql_sources import load_source
     from recsys_eval.warehouse import connect
@@ -350,7 +351,10 @@ def load_sources(cfg: RunConfig, database: Path) -> dict[str, Any]:
                 results[src.name] = load_source(con, schema, src, table, pii, base)
                 continue
             assert src.path is not None  # only jsonl sources get this far
-            results[src.name] = load_file(con, schema, src.path, table=table, pii_guard=pii)
+            results[src.name] = load_file(
+                con, schema, src.path, table=table, pii_guard=pii,
+                event_types=src.event_types, event_types_key=src.event_types_key,
+            )  # fmt: skip
         wanted = {(r.table, r.file_sha256) for r in results.values()}
         held = set(con.execute(HELD_LOADS_SQL).fetchall())
         extra = held - wanted
@@ -359,9 +363,22 @@ def load_sources(cfg: RunConfig, database: Path) -> dict[str, Any]:
                 f"database {database} also holds {len(extra)} load(s) of other files; a run "
                 "reads every row of its tables, so use a fresh --database per dataset"
             )
+        # Outcome lines whose event_type the dataset's mapping lacks: quarantined, said here.
+        unmapped = [
+            warning
+            for src in cfg.sources()
+            if src.event_types is not None
+            for warning in unmapped_warnings(
+                src.name, src.event_types_key,
+                SOURCE_TABLES[src.name][1], unmapped_counts(con, SOURCE_TABLES[src.name][1]), pii,
+            )
+        ]  # fmt: skip
+        for warning in unmapped:
+            print(f"warning: {warning}", file=sys.stderr)
     finally:
         con.close()
     return {
+        "event_type_warnings": unmapped,
         "quarantined": sum(r.rows_quarantined for r in results.values()),
         "pii_guard": pii,
         "pii_findings": merge_counts(r.pii_findings for r in results.values()),
@@ -691,6 +708,7 @@ def assemble_report(
     commit = _git_commit()
     if commit:
         report["git_commit"] = commit
+    warnings += loads.get("event_type_warnings", [])  # kept in every mode
     if warnings:
         report["warnings"] = warnings
     return report
