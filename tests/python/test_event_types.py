@@ -131,6 +131,17 @@ def test_config_event_types_only_on_outcomes(tmp_path: Path) -> None:
         load_run_config(ds, eval_yaml(tmp_path))
 
 
+def test_config_event_types_refused_on_a_sql_source(tmp_path: Path) -> None:
+    (tmp_path / "e.jsonl").write_text("")
+    ds = write(
+        tmp_path / "dataset.yaml",
+        "exposures: {type: jsonl, path: e.jsonl}\n"
+        "outcomes: {type: duckdb, dsn: x.duckdb, query: select 1, event_types: {click: [tap]}}\n",
+    )
+    with pytest.raises(ConfigError, match=r"outcomes\.event_types: applies to a jsonl source"):
+        load_run_config(ds, eval_yaml(tmp_path))
+
+
 def test_config_interleaving_errors_name_the_block(tmp_path: Path) -> None:
     ds = dataset_yaml(tmp_path, "{clicks: [tap]}", block="interleaving")
     with pytest.raises(ConfigError, match=r"interleaving\.outcomes\.event_types\.clicks: unknown"):
