@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys_eval import __version__
+from recsys_eval import plan as plan_mod
 from recsys_eval.dbt_vars import encode as encode_vars
 from recsys_eval.errors import ConfigError, RecsysEvalError
 from recsys_eval.paths import project_dir
@@ -74,6 +75,12 @@ def build(
     RecsysEvalError naming the nodes; the node results (warnings included) are returned.
     """
     proj = project_dir()
+    exclude = [] if full_tests else list(INVARIANT_EXCLUDE)
+    replay = None if full_tests else plan_entry(proj, database, dbt_vars, select, exclude)
+    if replay is not None:
+        steps = plan_mod.load(replay[0], replay[1])
+        if steps is not None:
+            return run_plan(database, steps, work_dir, memory_limit)
     target_path = work_dir / "dbt-target"
     cache_entry = parse_cache_entry(proj, database, dbt_vars) if parse_cache else None
     restore_parse_state(cache_entry, target_path)
@@ -91,8 +98,8 @@ def build(
         "--no-use-colors",
         "--select", *select,
     ]  # fmt: skip
-    if not full_tests:
-        args += ["--exclude", *INVARIANT_EXCLUDE]
+    if exclude:
+        args += ["--exclude", *exclude]
     env = {
         **os.environ,
         "RECSYS_EVAL_DUCKDB_PATH": str(database),
@@ -121,7 +128,58 @@ def build(
         if not detail:
             detail = (proc.stderr or proc.stdout).strip()[-2000:]
         raise RecsysEvalError(f"dbt build failed: {detail}")
+    if replay is not None:
+        steps = plan_mod.from_build(target_path)
+        if steps is not None:
+            plan_mod.save(replay[0], replay[1], steps)
     return nodes
+
+
+def plan_entry(
+    proj: Path, database: Path, dbt_vars: dict[str, Any], select: list[str], exclude: list[str]
+) -> tuple[Path, str] | None:
+    """(folder, key) of this build's plan in the cache (recsys_eval.plan), None when off."""
+    folder = parse_cache_dir()
+    if folder is None or not plan_mod.enabled():
+        return None
+    key = plan_mod.plan_key(__version__, proj, database, encode_vars(dbt_vars), select, exclude)
+    return folder.parent / "plans", key
+
+
+def run_plan(
+    database: Path, steps: list[plan_mod.Step], work_dir: Path, memory_limit: str | None
+) -> list[NodeResult]:
+    """The build from a cached plan: the same statements and tests on a DuckDB connection, the
+    same failures (raised as from dbt) and warnings (returned)."""
+    from recsys_eval.warehouse import connect
+
+    limit = check_memory_limit(
+        memory_limit or os.environ.get("RECSYS_EVAL_DUCKDB_MEMORY_LIMIT", "80%")
+    )
+    con = connect(database)
+    try:
+        con.execute(f"set memory_limit = '{limit}'")
+        results = plan_mod.execute(con, steps)
+    except duckdb_error() as exc:
+        known = known_failure(database, work_dir, str(exc))
+        raise known if known is not None else RecsysEvalError(f"dbt build failed: {exc}") from None
+    finally:
+        con.close()
+    nodes = [NodeResult(r.unique_id, r.status, r.message) for r in results]
+    failed = [n for n in nodes if n.status in ("error", "fail")]
+    if failed:
+        detail = "; ".join(f"{n.unique_id}: {n.status} {n.message}".strip() for n in failed)
+        known = known_failure(database, work_dir, detail)
+        if known is not None:
+            raise known
+        raise RecsysEvalError(f"dbt build failed: {detail}")
+    return nodes
+
+
+def duckdb_error() -> type[Exception]:
+    import duckdb
+
+    return duckdb.Error
 
 
 NO_SPACE_MARKERS = ("No space left on device", "[Errno 28]", "Disk quota exceeded")

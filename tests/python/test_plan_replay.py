@@ -1,0 +1,177 @@
+"""A repeated `recsys-eval run` replays the first build's compiled SQL without dbt (recsys_eval.plan).
+
+Checked here: the replayed run writes the same report as the dbt build, byte for byte but for the
+run's id and time, in every mode that can be replayed, and runs no dbt process; a build whose SQL
+depends on the data (the simulated interleaving reads the longest list at compile time) is never
+replayed; a plan that someone else could have written is ignored; the key changes with any project
+file dbt reads; the executor reproduces dbt build's test outcomes, messages and skips.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+from conftest import CONFIGS, ROOT
+
+from recsys_eval import plan
+from recsys_eval.cli import main
+
+CASES = [
+    ("offline", "dataset.tiny.yaml", "offline.demo.yaml"),
+    ("experiment", "dataset.tiny.yaml", "experiment.demo.yaml"),
+    ("ope", "dataset.tiny.yaml", "ope.demo.yaml"),
+    ("interleaving-logged", "dataset.interleaving.logged.tiny.yaml", "interleaving.default.yaml"),
+]
+
+
+def run_cli(dataset: str, config: str, output: Path) -> dict:
+    code = main(["run", "--dataset", str(CONFIGS / dataset), "--config", str(CONFIGS / config),
+                 "--output", str(output)])  # fmt: skip
+    assert code in (0, 2, 3), code  # ship / hold / rollback are verdicts, not errors
+    report = json.loads(output.read_text())
+    for key in ("run_id", "created_at"):
+        report.pop(key)
+    return report
+
+
+@pytest.fixture
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("RECSYS_EVAL_CACHE_DIR", str(cache))
+    monkeypatch.chdir(ROOT)
+    return cache / "plans"
+
+
+def forbid_dbt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any dbt process fails the test (other commands, such as git, still run)."""
+    original = subprocess.run
+
+    def guarded(command, *args, **kwargs):
+        if any("dbt" in str(part) for part in command):
+            raise AssertionError(f"dbt was started: {command}")
+        return original(command, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", guarded)
+
+
+@pytest.mark.parametrize(("name", "dataset", "config"), CASES, ids=[c[0] for c in CASES])
+def test_a_replayed_run_writes_the_report_of_the_dbt_build(
+    name: str, dataset: str, config: str, tmp_path: Path, private_cache: Path, monkeypatch
+) -> None:
+    built = run_cli(dataset, config, tmp_path / "built.json")
+    plans = list(private_cache.glob("*.json"))
+    assert len(plans) == 1, plans
+    forbid_dbt(monkeypatch)
+    replayed = run_cli(dataset, config, tmp_path / "replayed.json")
+    assert replayed == built
+    # the plan holds every test of the build, not only the models
+    steps = json.loads(plans[0].read_text())["steps"]
+    assert {s["kind"] for s in steps} == {"model", "test"}
+
+
+def test_a_build_whose_sql_reads_the_data_is_never_replayed(
+    tmp_path: Path, private_cache: Path
+) -> None:
+    run_cli("dataset.interleaving.tiny.yaml", "interleaving.default.yaml", tmp_path / "r.json")
+    assert list(private_cache.glob("*.json")) == []
+
+
+def test_a_plan_others_can_write_is_ignored(tmp_path: Path, private_cache: Path) -> None:
+    steps = [plan.Step("model.x.m", "model", "select 1 as a", (), "table", "memory", "main", "m")]
+    plan.save(private_cache, "k", steps)
+    assert plan.load(private_cache, "k") == steps
+    (private_cache / "k.json").chmod(0o620)
+    assert plan.load(private_cache, "k") is None
+    (private_cache / "k.json").chmod(0o600)
+    private_cache.chmod(0o777)
+    assert plan.load(private_cache, "k") is None
+    private_cache.chmod(0o700)
+    assert plan.load(private_cache, "other-key") is None
+    doc = json.loads((private_cache / "k.json").read_text())
+    doc["key"] = "forged"
+    (private_cache / "k.json").write_text(json.dumps(doc))
+    assert plan.load(private_cache, "k") is None
+
+
+def test_the_key_follows_every_file_dbt_reads(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "models", project / "models")
+    shutil.copytree(ROOT / "macros", project / "macros")
+    shutil.copytree(ROOT / "tests" / "dbt", project / "tests" / "dbt")
+    shutil.copy(ROOT / "dbt_project.yml", project / "dbt_project.yml")
+    before = plan.project_digest(project)
+    assert plan.project_digest(project) == before
+    macro = project / "macros" / "utils" / "config_var.sql"
+    macro.write_text(macro.read_text() + "\n")
+    assert plan.project_digest(project) != before
+    # the folders hashed are the project's own *-paths
+    cfg = yaml.safe_load((ROOT / "dbt_project.yml").read_text())
+    paths = {
+        p for key in ("model-paths", "macro-paths", "seed-paths", "test-paths") for p in cfg[key]
+    }
+    assert paths == set(plan.PROJECT_FOLDERS)
+
+
+def test_the_executor_reproduces_dbt_builds_outcomes() -> None:
+    con = duckdb.connect()
+    con.execute("create schema raw")
+    con.execute("create table raw.t as select * from range(5) as r(x)")
+    m = "model.p.m"
+    steps = [
+        plan.Step(m, "model", "select x from memory.raw.t", (), "view", "memory", "main", "m"),
+        plan.Step("test.p.ok", "test", "select * from memory.main.m where x < 0", (m,)),
+        plan.Step(
+            "test.p.warn",
+            "test",
+            "select * from memory.main.m where x > 2",
+            (m,),
+            severity="warn",
+        ),
+        plan.Step("test.p.bad", "test", "select * from memory.main.m where x = 4", (m,)),
+        plan.Step(
+            "model.p.child",
+            "model",
+            "select * from memory.main.m",
+            (m,),
+            "table",
+            "memory",
+            "main",
+            "child",
+        ),
+    ]
+    results = {r.unique_id: r for r in plan.execute(con, steps)}
+    assert results[m].status == "success"
+    assert results["test.p.ok"].status == "pass"
+    assert results["test.p.warn"] == plan.StepResult(
+        "test.p.warn", "warn", "Got 2 results, configured to warn if != 0"
+    )
+    assert results["test.p.bad"] == plan.StepResult(
+        "test.p.bad", "fail", "Got 1 result, configured to fail if != 0"
+    )
+    assert results["model.p.child"].status == "skipped"  # its parent's test failed
+    # a view replaced by a table and back, as dbt-duckdb does
+    table = plan.Step(m, "model", "select 7 as x", (), "table", "memory", "main", "m")
+    assert plan.execute(con, [table])[0].status == "success"
+    assert con.execute("select table_type from information_schema.tables "
+                       "where table_name = 'm'").fetchone() == ("BASE TABLE",)  # fmt: skip
+    broken = plan.Step(m, "model", "select nope", (), "view", "memory", "main", "m")
+    result = plan.execute(con, [broken])[0]
+    assert result.status == "error" and "nope" in result.message
+
+
+def test_plans_are_private_and_can_be_turned_off(tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "plans"
+    steps = [plan.Step("model.x.m", "model", "select 1", ())]
+    plan.save(folder, "k", steps)
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert oct((folder / "k.json").stat().st_mode & 0o777) == "0o600"
+    monkeypatch.setenv("RECSYS_EVAL_PLAN_CACHE", "0")
+    assert plan.load(folder, "k") is None
+    plan.save(folder, "k2", steps)
+    assert not (folder / "k2.json").exists()
