@@ -7,6 +7,7 @@ applies the decision rules. Pure functions over rows, so they are tested without
 
 from __future__ import annotations
 
+import json
 import math
 from statistics import NormalDist
 from typing import Any
@@ -19,7 +20,6 @@ GUARDRAILS = (
     ("error_rate", "max_error_rate", "pass_error_rate"),
     ("empty_rate", "max_empty_rate", "pass_empty_rate"),
 )
-MIN_DECISION_JOIN_RATE = 0.95
 EXPERIMENT_MARTS = (
     "fct_experiment_variant_metrics",
     "fct_experiment_significance",
@@ -29,7 +29,9 @@ EXPERIMENT_MARTS = (
     "fct_experiment_cuped_tests",
     "fct_experiment_guardrail_tests",
     "int_recsys_eval__experiment_arms",
+    "fct_experiment_decision",
 )
+POLICIES = ("playbook", "reference")
 
 
 # -- configuration -> dbt vars ------------------------------------------------------------------
@@ -50,6 +52,7 @@ def experiment_vars(exp: dict[str, Any]) -> dict[str, Any]:
     alpha = exp.get("multiple_comparisons", {}).get("alpha", 0.05)
     srm_alpha = srm.get("alpha", 0.001)
     covariate = cuped.get("covariate_key") if cuped.get("enabled") else None
+    policy = str(decision.get("policy", "playbook")).strip().lower()
     return {
         "recsys_eval__experiment_control_variant": exp.get("control_variant") or None,
         "recsys_eval__experiment_candidate_variant": decision.get("candidate_variant") or None,
@@ -66,7 +69,25 @@ def experiment_vars(exp: dict[str, Any]) -> dict[str, Any]:
             {"variant": str(k), "weight": v} for k, v in srm.get("expected", {}).items()
         ],
         "recsys_eval__experiment_cuped_covariate_key": covariate or None,
+        # the decision (fct_experiment_decision); aa-check does not validate the policy
+        "recsys_eval__experiment_decision_policy": policy if policy in POLICIES else "playbook",
+        "recsys_eval__experiment_decision_guardrail_gate": bool(decision.get("guardrail_gate")),
+        "recsys_eval__experiment_decision_srm_gate": bool(
+            decision.get("srm_gate") or srm.get("gate_enabled")
+        ),
+        "recsys_eval__experiment_srm_enabled": bool(srm.get("enabled")),
+        # every configured name, lower-cased: one the marts do not know reads as 0 (§5.10)
+        "recsys_eval__experiment_decision_primary_metrics": decision_metrics(exp),
+        "recsys_eval__experiment_decision_primary_thresholds": [
+            {"metric": str(k), "threshold": v}
+            for k, v in decision.get("primary_thresholds", {}).items()
+        ],
     }
+
+
+def decision_metrics(exp: dict[str, Any]) -> list[str]:
+    """The decision's primary metrics: `primary_metrics` lower-cased, or [ctr] (§5.10)."""
+    return [str(m).lower() for m in exp.get("primary_metrics", [])] or ["ctr"]
 
 
 # -- sections -----------------------------------------------------------------------------------
@@ -386,24 +407,12 @@ def aa_check_section(tests: list[dict[str, Any]], thresholds: list[float]) -> di
     }
 
 
-# -- decision -----------------------------------------------------------------------------------
+# -- decision ---------------------------------------------------------------------------------
 
 
-def _global_variant(section: dict[str, Any], name: str) -> dict[str, Any]:
-    for v in section["variants"]:
-        if v["variant"] == name:
-            return v
-    return {}
-
-
-def decide(
-    section: dict[str, Any],
-    arms: list[dict[str, Any]],
-    guardrail_rows: list[dict[str, Any]],
-    exp: dict[str, Any],
-    join_rates: dict[str, float],
-) -> dict[str, Any]:
-    """The decision: decision.v1 fields plus `policy`, `verdict` and `reasons`/`evidence`.
+def decide(row: dict[str, Any], exp: dict[str, Any]) -> dict[str, Any]:
+    """The decision document (decision.v1 fields plus `policy`, `verdict` and `reasons`) from the
+    one row of fct_experiment_decision, where the rules are (README "Did B win? One query"):
 
     policy `reference` (§5.10): a primary metric below its threshold -> fail; a candidate
     guardrail breach with guardrail_gate -> hold; SRM with the SRM gate -> hold; else ship.
@@ -414,118 +423,45 @@ def decide(
     fails (-> hold); otherwise hold. `decision` keeps decision.v1's values
     (rollback is written as fail); `verdict` says ship, hold or rollback.
     """
-    dec_cfg = exp.get("decision", {})
-    policy = str(dec_cfg.get("policy", "playbook")).lower()
-    control = next((a["variant"] for a in arms if a["is_control"]), "")
-    candidate = next((a["variant"] for a in arms if a["is_candidate"]), "")
-    thresholds = {k: float(v) for k, v in dec_cfg.get("primary_thresholds", {}).items()}
-    primary_names = [m.lower() for m in exp.get("primary_metrics", [])] or ["ctr"]
-    ctl, cand = _global_variant(section, control), _global_variant(section, candidate)
+    thresholds = {
+        str(k): float(v) for k, v in exp.get("decision", {}).get("primary_thresholds", {}).items()
+    }
     primary = []
-    for metric in primary_names:
-        before, after = float(ctl.get(metric, 0.0)), float(cand.get(metric, 0.0))
-        delta = after - before
+    for metric in decision_metrics(exp):
+        known = metric in PRIMARY_METRICS  # any other name reads as 0 on both sides
         primary.append(
             {
                 "metric": metric,
-                "delta": delta,
-                "relative_delta": delta / before if before else 0.0,
+                "delta": float(row[f"{metric}_delta"]) if known else 0.0,
+                "relative_delta": float(row[f"{metric}_relative_delta"]) if known else 0.0,
                 "threshold": thresholds.get(metric, 0.0),
             }
         )
-    cand_guard = next((g for g in guardrail_rows if g["variant"] == candidate), None)
-    guardrails = []
-    for value_key, threshold_key, pass_key in GUARDRAILS:
-        guardrails.append(
-            {
-                "metric": value_key,
-                "value": float(cand_guard[value_key]) if cand_guard else 0.0,
-                "threshold": float(cand_guard[threshold_key]) if cand_guard else 0.0,
-                "passed": bool(cand_guard[pass_key]) if cand_guard else True,
-            }
-        )
-    srm_cfg = exp.get("srm", {})
-    srm = section.get("srm", {}).get("global")
-    srm_detected = bool(srm and srm["detected"])
-    reasons: list[str] = []
-    if policy == "reference":
-        guardrail_fail = dec_cfg.get("guardrail_gate", False) and not all(
-            g["passed"] for g in guardrails
-        )
-        srm_gate = dec_cfg.get("srm_gate", False) or srm_cfg.get("gate_enabled", False)
-        if any(p["delta"] < p["threshold"] for p in primary):
-            verdict, reason = "fail", "primary metric regression"
-        elif guardrail_fail:
-            verdict, reason = "hold", "guardrail regression"
-        elif srm_gate and srm_detected:
-            verdict, reason = "hold", "srm detected"
-        else:
-            verdict, reason = "ship", ""
-        reasons = [reason] if reason else []
-    else:
-        tests = {
-            t["metric"]: t
-            for t in section.get("significance", [])
-            if "segment" not in t and t["variant"] == candidate
+    guardrails = [
+        {
+            "metric": value_key,
+            "value": float(row[f"candidate_{value_key}"]),
+            "threshold": float(row[threshold_key]),
+            "passed": bool(row[pass_key]),
         }
-        low_joins = {k: v for k, v in join_rates.items() if v < MIN_DECISION_JOIN_RATE}
-        breached = [g["metric"] for g in guardrails if not g["passed"]]
-        worse, better, untested = [], [], []
-        for p in primary:
-            test = tests.get(p["metric"])
-            if test is None or "p_value" not in test:
-                untested.append(p["metric"])
-            elif test["significant"] and p["delta"] < 0:
-                worse.append(p["metric"])
-            elif (
-                test["significant"]
-                and p["delta"] > 0
-                and (p["relative_delta"] >= p["threshold"] or not p["threshold"])
-            ):
-                better.append(p["metric"])
-        if low_joins:
-            verdict = "hold"
-            reasons = [f"join rate below 95%: {k} {v:.4f}" for k, v in sorted(low_joins.items())]
-        elif srm_detected:
-            verdict, reasons = "hold", [f"srm detected (p={srm['p_value']:.3g})"]
-        elif breached:
-            verdict, reasons = "rollback", [f"guardrail breached: {m}" for m in breached]
-        elif worse:
-            verdict = "rollback"
-            reasons = [f"primary metric significantly worse: {m}" for m in worse]
-        elif primary and len(better) == len(primary):
-            unproven = [
-                t["guardrail"]
-                for t in section.get("guardrails", {}).get("non_inferiority", [])
-                if t["variant"] == candidate and t["test_status"] == "ok" and not t["non_inferior"]
-            ]
-            if unproven:
-                verdict = "hold"
-                reasons = [f"guardrail non-inferiority not shown: {g}" for g in unproven]
-            else:
-                verdict = "ship"
-            reasons += [f"primary metric significantly better: {m}" for m in better]
-        else:
-            verdict = "hold"
-            reasons = ["primary metrics not significantly better beyond the minimum effect"]
-            reasons += [f"no valid test for {m}" for m in untested]
-        reason = reasons[0]
+        for value_key, threshold_key, pass_key in GUARDRAILS
+    ]
     decision: dict[str, Any] = {
-        "decision": "fail" if verdict == "rollback" else verdict,
-        "reason": reason,
-        "control_variant": control,
-        "candidate_variant": candidate,
+        "decision": row["decision"],
+        "reason": row["reason"],
+        "control_variant": row["control_variant"],
+        "candidate_variant": row["candidate_variant"],
         "primary_metrics": primary,
         "guardrails": guardrails,
         "thresholds": thresholds,
     }
-    if srm_cfg.get("enabled") and srm:
+    if row["is_srm_reported"]:
         decision["srm"] = {
-            "detected": srm_detected,
-            "p_value": srm["p_value"],
-            "alpha": section["srm"]["alpha"],
+            "detected": bool(row["is_srm_detected"]),
+            "p_value": float(row["srm_p_value"]),
+            "alpha": float(row["srm_alpha"]),
         }
-    decision["policy"] = policy
-    decision["verdict"] = verdict
-    decision["reasons"] = reasons
+    decision["policy"] = row["policy"]
+    decision["verdict"] = row["verdict"]
+    decision["reasons"] = json.loads(row["reasons_json"])
     return decision

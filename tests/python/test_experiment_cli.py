@@ -2,7 +2,8 @@
 
 The golden experiment report (reference §11.3) is reproduced by the CLI to 1e-12; the
 everything-enabled run of §11.6 (e) (CUPED, power, SRM by segment, the decision with its gates and
-exit code 3, Bonferroni); the playbook decision; the A/A summary; and the pure decision rules.
+exit code 3, Bonferroni); the playbook decision, equal to fct_experiment_decision's row on several
+configs; the A/A summary.
 """
 
 from __future__ import annotations
@@ -187,6 +188,7 @@ def test_playbook_decision_rolls_back_on_guardrail_breach(tmp_path):
             "select policy, verdict, decision, candidate_variant from experiment_decisions"
         ).fetchall()
     assert rows == [("playbook", "rollback", "fail", "B")]
+    assert_decision_is_the_mart_row(database, decision)
 
 
 def test_aa_check(tmp_path):
@@ -238,83 +240,152 @@ def test_power_matches_the_closed_form():
     assert power_analysis({"baseline_rate": 0.1, "mde": 0}) is None
 
 
-def _section(ctr_test: dict, guard_pass: bool = True, srm_detected: bool = False) -> tuple:
-    section = {
-        "variants": [
-            {"variant": "A", "ctr": 0.10, "conversion_rate": 0.01, "revenue_per_request": 1.0},
-            {"variant": "B", "ctr": 0.12, "conversion_rate": 0.01, "revenue_per_request": 1.0},
-        ],
-        "significance": [{"metric": "ctr", "variant": "B", **ctr_test}],
-        "srm": {"alpha": 0.001, "global": {"detected": srm_detected, "p_value": 1e-6}},
-    }
-    arms = [
-        {"variant": "A", "is_control": True, "is_candidate": False},
-        {"variant": "B", "is_control": False, "is_candidate": True},
-    ]
-    guard = [
-        {
-            "variant": "B",
-            "latency_p95_ms": 90.0,
-            "max_latency_p95_ms": 100.0,
-            "pass_latency": guard_pass,
-            "error_rate": 0.0,
-            "max_error_rate": 0.0,
-            "pass_error_rate": True,
-            "empty_rate": 0.0,
-            "max_empty_rate": 0.0,
-            "pass_empty_rate": True,
-        }
-    ]
-    return section, arms, guard
-
-
-def test_playbook_holds_a_ship_when_a_guardrail_is_not_shown_non_inferior():
-    section, arms, guard = _section({"p_value": 0.001, "significant": True})
-    section["guardrails"] = {
-        "non_inferiority": [
-            {"variant": "B", "guardrail": "error_rate", "test_status": "ok", "non_inferior": True},
-            {"variant": "B", "guardrail": "empty_rate", "test_status": "ok", "non_inferior": False},
-        ]
-    }
-    exp = {"primary_metrics": ["ctr"], "srm": {"enabled": True}, "decision": {}}
-    out = decide(section, arms, guard, exp, {"outcome_join_rate": 1.0})
-    assert out["verdict"] == "hold"
-    assert out["reasons"] == [
-        "guardrail non-inferiority not shown: empty_rate",
-        "primary metric significantly better: ctr",
-    ]
+# The decision's rules are the warehouse's (fct_experiment_decision, one dbt unit test per rule in
+# models/marts/_recsys_eval__experiment_decision.yml); the CLI writes that row as its decision.
+# Each config below, run end to end, must give the verdict and reasons derived by hand from the
+# tiny data (A: ctr 0.5, B: ctr 0 and conversion_rate 1, no test significant, B's p95 latency
+# 220 ms; 2 assignments to A and 1 to B) and a document equal to the mart's row.
+DECISION_CONFIG = """
+mode: experiment
+experiment:
+  experiment_id: "exp_123"
+  control_variant: "A"
+  primary_metrics: %(primary)s
+  guardrails: {max_latency_p95_ms: %(latency)s}
+  srm: {enabled: true, min_sample: 1, expected: %(expected)s, gate_enabled: %(srm_gate)s}
+  decision: {enabled: true, policy: %(policy)s, primary_thresholds: %(thresholds)s}
+"""
+SKEWED = "{A: 1, B: 1000}"  # 2 : 1 observed against 1 : 1000 expected: SRM detected
 
 
 @pytest.mark.parametrize(
-    ("test", "guard_pass", "srm", "joins", "threshold", "verdict"),
+    ("settings", "exit_code", "verdict", "reasons"),
     [
-        ({"p_value": 0.001, "significant": True}, True, False, 1.0, 0.0, "ship"),
-        ({"p_value": 0.001, "significant": True}, True, False, 1.0, 0.5, "hold"),  # +20 % < 50 %
-        ({"p_value": 0.3, "significant": False}, True, False, 1.0, 0.0, "hold"),
-        ({"p_value": 0.001, "significant": True}, False, False, 1.0, 0.0, "rollback"),
-        ({"p_value": 0.001, "significant": True}, True, True, 1.0, 0.0, "hold"),
-        ({"p_value": 0.001, "significant": True}, True, False, 0.9, 0.0, "hold"),
+        # playbook, SRM failing: hold before anything else
         (
-            {"test_status": "pooled_rate_above_one", "significant": False},
-            True,
-            False,
-            1.0,
-            0.0,
+            {"policy": "playbook", "expected": SKEWED, "latency": 100},
+            2,
             "hold",
+            ["srm detected (p=%(srm_p).3g)"],
+        ),
+        # playbook, nothing significantly better: hold; revenue_per_request is never tested
+        (
+            {"primary": '["CTR", "revenue_per_request"]'},
+            2,
+            "hold",
+            [
+                "primary metrics not significantly better beyond the minimum effect",
+                "no valid test for revenue_per_request",
+            ],
+        ),
+        # reference: every delta at or above its threshold, guardrail breach ungated: ship
+        ({"policy": "reference", "thresholds": "{ctr: -0.5}", "latency": 100}, 0, "ship", []),
+        # reference: the same with srm.gate_enabled and a failing SRM: hold
+        (
+            {
+                "policy": "reference",
+                "thresholds": "{ctr: -0.5}",
+                "expected": SKEWED,
+                "srm_gate": "true",
+            },
+            2,
+            "hold",
+            ["srm detected"],
         ),
     ],
 )
-def test_playbook_rules(test, guard_pass, srm, joins, threshold, verdict):
-    section, arms, guard = _section(test, guard_pass, srm)
-    exp = {
-        "primary_metrics": ["ctr"],
-        "srm": {"enabled": True},
-        "decision": {"primary_thresholds": {"ctr": threshold}},
+def test_decision_is_the_mart_row(tmp_path, settings, exit_code, verdict, reasons):
+    values = {
+        "primary": '["ctr"]',
+        "latency": 0,
+        "expected": "{}",
+        "srm_gate": "false",
+        "policy": "playbook",
+        "thresholds": "{}",
+        **settings,
     }
-    out = decide(section, arms, guard, exp, {"outcome_join_rate": joins, "assignment_join_rate": 1})
-    assert out["verdict"] == verdict, out["reasons"]
-    assert out["decision"] == {"rollback": "fail"}.get(verdict, verdict)
-    assert out["reason"] == out["reasons"][0]
+    database = tmp_path / "run.duckdb"
+    proc, out = run(tmp_path, "experiment", DECISION_CONFIG % values, "--database", str(database))
+    assert proc.returncode == exit_code, proc.stderr
+    report = json.loads(out.read_text())
+    decision = json.loads((tmp_path / "report.json.decision.json").read_text())
+    srm_p = report["experiment"]["srm"]["global"]["p_value"]
+    assert decision["verdict"] == verdict
+    assert decision["reasons"] == [r % {"srm_p": srm_p} for r in reasons]
+    assert decision["reason"] == (decision["reasons"] or [""])[0]
+    jsonschema.validate(decision, json.loads((REPO / "schemas" / "decision.v2.json").read_text()))
+    assert_decision_is_the_mart_row(database, decision)
+
+
+def assert_decision_is_the_mart_row(database: Path, decision: dict) -> None:
+    """The decision document and the kept database's fct_experiment_decision row say the same."""
+    with duckdb.connect(str(database), read_only=True) as con:
+        cur = con.execute("select * from main.fct_experiment_decision")
+        rows = [dict(zip([d[0] for d in cur.description], r, strict=True)) for r in cur.fetchall()]
+        recorded = con.execute("select verdict, reasons_json from experiment_decisions").fetchall()
+    assert len(rows) == 1
+    row = rows[0]
+    for key in ("policy", "verdict", "decision", "reason", "control_variant", "candidate_variant"):
+        assert decision[key] == row[key], key
+    assert decision["reasons"] == json.loads(row["reasons_json"])
+    assert recorded == [(row["verdict"], row["reasons_json"])]
+    for entry in decision["primary_metrics"]:
+        assert entry["delta"] == row[f"{entry['metric']}_delta"]
+        assert entry["relative_delta"] == row[f"{entry['metric']}_relative_delta"]
+    assert decision["guardrails"][0]["passed"] == row["pass_latency"]
+    if "srm" in decision:
+        assert decision["srm"]["p_value"] == row["srm_p_value"]
+        assert decision["srm"]["detected"] == row["is_srm_detected"]
+
+
+def test_decision_document_from_the_mart_row():
+    """decide() only shapes the row: a name the marts do not know reads as 0 on both sides (§5.10),
+    thresholds are echoed as configured, the SRM block only when the decision read SRM."""
+    row = {
+        "policy": "playbook",
+        "verdict": "rollback",
+        "decision": "fail",
+        "reason": "guardrail breached: error_rate",
+        "reasons_json": '["guardrail breached: error_rate"]',
+        "control_variant": "A",
+        "candidate_variant": "B",
+        "ctr_delta": 0.25,
+        "ctr_relative_delta": 1.0,
+        "candidate_latency_p95_ms": 90.0,
+        "max_latency_p95_ms": 100.0,
+        "pass_latency": True,
+        "candidate_error_rate": 0.5,
+        "max_error_rate": 0.25,
+        "pass_error_rate": False,
+        "candidate_empty_rate": 0.0,
+        "max_empty_rate": 0.0,
+        "pass_empty_rate": True,
+        "is_srm_reported": False,
+        "is_srm_detected": False,
+        "srm_p_value": None,
+        "srm_alpha": None,
+    }
+    exp = {"primary_metrics": ["CTR", "Clicks"], "decision": {"primary_thresholds": {"CTR": 0.1}}}
+    out = decide(row, exp)
+    assert out["primary_metrics"] == [
+        {"metric": "ctr", "delta": 0.25, "relative_delta": 1.0, "threshold": 0.0},
+        {"metric": "clicks", "delta": 0.0, "relative_delta": 0.0, "threshold": 0.0},
+    ]
+    assert out["thresholds"] == {"CTR": 0.1}
+    assert out["guardrails"][1] == {
+        "metric": "error_rate",
+        "value": 0.5,
+        "threshold": 0.25,
+        "passed": False,
+    }
+    assert "srm" not in out
+    assert (out["verdict"], out["decision"], out["reasons"]) == (
+        "rollback",
+        "fail",
+        ["guardrail breached: error_rate"],
+    )
+    reported = decide({**row, "is_srm_reported": True, "srm_p_value": 0.5, "srm_alpha": 0.001}, exp)
+    assert reported["srm"] == {"detected": False, "p_value": 0.5, "alpha": 0.001}
 
 
 def test_show_renders_the_decision_and_lifts(tmp_path):
