@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys_eval import __version__, tempdirs
+from recsys_eval.artifacts import provenance
 from recsys_eval.commands.load import add_pii_guard_flag
 from recsys_eval.config import RunConfig, load_run_config
 from recsys_eval.errors import (
@@ -149,6 +150,11 @@ def main(args: argparse.Namespace) -> int:
 
         check_database_path(args.database.resolve())  # what dbt-duckdb can open, before any work
 
+    # Artifact provenance (§8.6): a manifest that cannot be read stops the run before any work.
+    artifacts = provenance(cfg.eval, str(cfg.eval_file))
+    for warning in (artifacts or {}).get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+
     with tempdirs.temporary_folder(tempdirs.RUN_PREFIX) as work_dir, private_files():
         database = args.database.resolve() if args.database else work_dir / "run.duckdb"
         if not args.database:
@@ -165,7 +171,7 @@ def main(args: argparse.Namespace) -> int:
             full_tests=bool(getattr(args, "full_tests", False)),
         )
 
-    report = assemble_report(cfg, created, marts, loads, baseline)
+    report = assemble_report(cfg, created, marts, loads, baseline, artifacts)
     validate_against(report, "report.v1")  # the reference's contract, unchanged
     validate_against(report, "report.v2")  # v1 with the OPE and interleaving sections typed
     text = dumps(report)
@@ -326,8 +332,11 @@ where not exists (select 1 from raw.load_ledger as a where a.appends_to = l.load
 
 
 def load_sources(cfg: RunConfig, database: Path) -> dict[str, Any]:
-    """Load every configured JSONL source; refuse a database that holds other files' rows."""
+    """Load every configured source (JSONL files, postgres / duckdb queries); refuse a database
+    that holds other sources' rows."""
+    from recsys_eval.event_types import unmapped_counts, unmapped_warnings
     from recsys_eval.loader import ensure_raw_schema, load_file
+    from recsys_eval.sql_sources import load_source
     from recsys_eval.warehouse import connect
 
     pii = cfg.eval.get("privacy", {}).get("pii_guard", "off")
@@ -337,8 +346,15 @@ def load_sources(cfg: RunConfig, database: Path) -> dict[str, Any]:
         results = {}
         for src in cfg.sources():
             schema, table = SOURCE_TABLES[src.name]
+            if src.type in ("postgres", "duckdb"):  # recsys_eval.sql_sources
+                base = cfg.dataset_file.parent
+                results[src.name] = load_source(con, schema, src, table, pii, base)
+                continue
             assert src.path is not None  # only jsonl sources get this far
-            results[src.name] = load_file(con, schema, src.path, table=table, pii_guard=pii)
+            results[src.name] = load_file(
+                con, schema, src.path, table=table, pii_guard=pii,
+                event_types=src.event_types, event_types_key=src.event_types_key,
+            )  # fmt: skip
         wanted = {(r.table, r.file_sha256) for r in results.values()}
         held = set(con.execute(HELD_LOADS_SQL).fetchall())
         extra = held - wanted
@@ -347,9 +363,22 @@ def load_sources(cfg: RunConfig, database: Path) -> dict[str, Any]:
                 f"database {database} also holds {len(extra)} load(s) of other files; a run "
                 "reads every row of its tables, so use a fresh --database per dataset"
             )
+        # Outcome lines whose event_type the dataset's mapping lacks: quarantined, said here.
+        unmapped = [
+            warning
+            for src in cfg.sources()
+            if src.event_types is not None
+            for warning in unmapped_warnings(
+                src.name, src.event_types_key,
+                SOURCE_TABLES[src.name][1], unmapped_counts(con, SOURCE_TABLES[src.name][1]), pii,
+            )
+        ]  # fmt: skip
+        for warning in unmapped:
+            print(f"warning: {warning}", file=sys.stderr)
     finally:
         con.close()
     return {
+        "event_type_warnings": unmapped,
         "quarantined": sum(r.rows_quarantined for r in results.values()),
         "pii_guard": pii,
         "pii_findings": merge_counts(r.pii_findings for r in results.values()),
@@ -555,6 +584,7 @@ def assemble_report(
     row: dict[str, Any],
     loads: dict[str, Any],
     baseline: dict[str, Any] | None = None,
+    artifacts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     with_assignments = cfg.mode in ("experiment", "aa-check")
     dq = with_checks(data_quality_section(row, with_assignments), row["checks"])
@@ -579,6 +609,7 @@ def assemble_report(
         "binary_version": __version__,
         "effective_config": effective_config(cfg),
         "input_dataset_fingerprint": dataset_fingerprint(cfg),
+        **({"artifacts": artifacts} if artifacts else {}),  # only with artifacts.manifest_uri
         "summary": {"cases_evaluated": cases, "executive": executive},
     }
     if cfg.mode == "offline":
@@ -668,6 +699,7 @@ def assemble_report(
     commit = _git_commit()
     if commit:
         report["git_commit"] = commit
+    warnings += loads.get("event_type_warnings", [])  # kept in every mode
     if warnings:
         report["warnings"] = warnings
     return report
