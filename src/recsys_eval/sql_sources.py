@@ -31,7 +31,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import queue
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -281,6 +283,51 @@ def iter_rows(
     raise RecsysEvalError(f"{who}: not a SQL source type: {source_type!r}")
 
 
+def prefetched(batches: Iterator[list[Any]], depth: int = 2) -> Iterator[list[Any]]:
+    """The batches, fetched up to `depth` ahead in a thread: the server (or DuckDB) produces the
+    next rows while these are validated. Errors come out in order; stopping early (an error, Ctrl-C)
+    closes the source."""
+    channel: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                channel.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        last: Any = done
+        try:
+            for batch in batches:
+                if not put(batch):
+                    break
+        except BaseException as exc:
+            last = exc
+        finally:
+            with contextlib.suppress(Exception):
+                batches.close()  # type: ignore[attr-defined]
+        put(last)
+
+    thread = threading.Thread(target=produce, name="recsys-eval-sql-fetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = channel.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
 def _as_bytes(value: Any) -> bytes | None:
     if value is None or isinstance(value, bytes):
         return value
@@ -408,7 +455,7 @@ def load_sql_source(
             pending.clear()
             return moved
 
-        batches = iter_rows(source_type, dsn, query, who, fetch_rows, base_dir)
+        batches = prefetched(iter_rows(source_type, dsn, query, who, fetch_rows, base_dir))
         for n_chunk, batch in enumerate(batches, 1):
             rows = [_as_bytes(v) for v in batch]
             for row in rows:

@@ -419,3 +419,24 @@ def test_the_fingerprint_holds_the_dsn_and_the_query(tmp_path) -> None:
     assert fingerprint("postgres://u:p@h/db", "select 1") == expected
     assert fingerprint("postgres://u:p@h/db2", "select 1") != expected
     assert fingerprint("postgres://u:p@h/db", "select 1 ") != expected
+
+
+def test_the_pii_guard_applies_to_rows(tmp_path: Path) -> None:
+    """--pii-guard reject quarantines a row as it does a line (rule pii), flag counts it."""
+    doc = json.loads(GOOD)
+    doc["user_id"] = "jane.doe@example.com"
+    db = tmp_path / "pii.duckdb"
+    src = duckdb.connect(str(db))
+    src.execute("create table t (id int, doc json)")
+    src.executemany("insert into t values (?, ?)", [[1, GOOD], [2, json.dumps(doc)]])
+    src.close()
+    for mode, loaded in (("flag", 2), ("reject", 1)):
+        con = duckdb.connect()
+        result = load_sql_source(
+            con, "exposure.v1", "exposures", "duckdb", str(db), "select doc from t order by id",
+            pii_guard=mode,
+        )  # fmt: skip
+        assert result.rows_loaded == loaded and result.pii_findings == {"user_id|email": 1}
+        if mode == "reject":
+            (line_no, errors) = con.execute("select line_no, errors from raw.quarantine").fetchone()
+            assert line_no == 2 and [e["rule"] for e in json.loads(errors)] == ["pii"]
