@@ -39,6 +39,22 @@ def offline_section(
     return section
 
 
+def case_counts(global_rows: list[dict[str, Any]], kept_cases: int) -> dict[str, int]:
+    """The summary's case counts: `cases_evaluated` is the number of cases the per-case metrics
+    average over (the global rows' `cases`; in the `trec` dialect only the cases with a judged and
+    a ranked item, trec_eval's num_q), and `cases_total` every kept case (exposures minus
+    duplicates: what the dataset metrics use), given only when the two differ. Without per-case
+    metrics every kept case is evaluated."""
+    averaged = {int(r["cases"]) for r in global_rows if r.get("metric_kind") == "per_case"}
+    if len(averaged) > 1:
+        raise RecsysEvalError(f"internal error: per-case metrics average {sorted(averaged)} cases")
+    evaluated = averaged.pop() if averaged else kept_cases
+    counts = {"cases_evaluated": evaluated}
+    if evaluated != kept_cases:
+        counts["cases_total"] = kept_cases
+    return counts
+
+
 def read_baseline(path: Path) -> dict[str, Any]:
     try:
         report = json.loads(path.read_text(encoding="utf-8"))

@@ -33,6 +33,7 @@ from recsys_eval.experiment_report import (
 from recsys_eval.metadata import dataset_fingerprint, effective_config
 from recsys_eval.modes import ModeContext, ModeOutput, plugin_for
 from recsys_eval.offline_report import (
+    case_counts,
     compare_baseline,
     evaluate_gates,
     highlights,
@@ -618,6 +619,9 @@ def assemble_report(
             [r for r in rows if r["scope"] == "global"],
             [r for r in rows if r["scope"] == "segment"],
         )
+        # the cases the metrics average over (trec: fewer than kept), for the summary and advice
+        report["summary"].update(case_counts([r for r in rows if r["scope"] == "global"], cases))
+        cases = report["summary"]["cases_evaluated"]
         off = cfg.eval["offline"]
         dialect = off.get("dialect", "reference").strip().lower()
         if dialect != "reference":

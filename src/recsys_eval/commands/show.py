@@ -140,6 +140,8 @@ def render(report: dict[str, Any]) -> str:
         f"created {report.get('created_at', '?')}",
         f"cases evaluated: {report.get('summary', {}).get('cases_evaluated', 0)}",
     ]
+    if "cases_total" in report.get("summary", {}):
+        lines[-1] += f" (of {report['summary']['cases_total']} kept)"
     executive = report.get("summary", {}).get("executive", {})
     if executive.get("decision") and executive["decision"] != "not_configured":
         lines.append(f"decision: {executive['decision'].upper()}")

@@ -43,9 +43,7 @@ ENVELOPE = {
 def build_document(report: dict[str, Any]) -> Document:
     meta = [("Run ID", str(report.get("run_id", ""))), ("Mode", str(report.get("mode", "")))]
     meta.append(("Created At", str(report.get("created_at", ""))))
-    cases = (report.get("summary") or {}).get("cases_evaluated")
-    if isinstance(cases, int) and cases > 0:
-        meta.append(("Cases Evaluated", str(cases)))
+    meta += case_meta(report.get("summary") or {})
     sections = [executive_section(report)]
     if report.get("warnings"):
         sections.append(
@@ -69,6 +67,18 @@ def build_document(report: dict[str, Any]) -> Document:
         sections.append(artifacts_section(report["artifacts"]))
     sections.append(run_details_section(report))
     return Document("Recsys Eval Report", meta, verdict_for(report), sections)
+
+
+def case_meta(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """`Cases Evaluated` (the cases the metrics average over) and, when the offline per-case
+    metrics average fewer than the kept cases (the trec dialect), `Cases Total` beside it."""
+    cases, total = summary.get("cases_evaluated"), summary.get("cases_total")
+    if not isinstance(total, int) or total == cases:
+        return [("Cases Evaluated", str(cases))] if isinstance(cases, int) and cases > 0 else []
+    return [
+        ("Cases Evaluated", f"{cases} (the per-case metrics average over these)"),
+        ("Cases Total", f"{total} (every kept request: coverage, novelty and diversity use all)"),
+    ]
 
 
 # -- reference sections -------------------------------------------------------------------------
