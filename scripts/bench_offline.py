@@ -234,7 +234,10 @@ from events
 """
 
 LEDGER_SQL = """
-insert into raw.load_ledger
+insert into raw.load_ledger (
+    load_seq, load_id, schema_name, target_table, source_file, file_sha256, file_size,
+    lines_read, rows_loaded, rows_quarantined, blank_lines, started_at, finished_at
+)
 select ?, ?, ?, ?, ?, ?, ?, count(*), count(*), 0, 0, now()::timestamp, now()::timestamp
 from raw.{table}
 """
