@@ -52,13 +52,17 @@ def test_report_v2_accepts_the_reference_goldens(golden: str) -> None:
 
 
 def test_report_v2_only_adds_to_v1() -> None:
-    """Every property of v1 is in v2; the typed sections are the only difference."""
+    """Every property of v1 is in v2; the typed sections and the summary's optional offline
+    `cases_total` are the only differences."""
     v1, v2 = load("report.v1.json"), load("report.v2.json")
     assert v1["required"] == v2["required"]
     assert set(v1["properties"]) == set(v2["properties"])
     changed = {k for k in v1["properties"] if v1["properties"][k] != v2["properties"][k]}
-    assert changed == {"ope", "interleaving"}
-    for section in changed:
+    assert changed == {"ope", "interleaving", "summary"}
+    summary_v1, summary_v2 = v1["properties"]["summary"], v2["properties"]["summary"]
+    added = summary_v2["properties"].pop("cases_total")
+    assert summary_v1 == summary_v2 and added["type"] == "integer"
+    for section in changed - {"summary"}:
         assert v1["properties"][section] == {"type": "object"}
         assert v2["properties"][section]["type"] == "object"
     partial_ope = {**_minimal_report(), "ope": {"unit": "request"}}
