@@ -29,8 +29,9 @@ children of the CLI, the reference is one process that keeps every record in mem
 Agreement (any difference beyond --tolerance, relative, fails the benchmark with exit 1; every
 compared value is printed):
 - ours vs the reference, where the definitions are the same: offline metrics (reference
-  dialect) globally and per segment; experiment variant metrics (global and per segment),
-  p-values and adjusted p-values, guardrail values; OPE estimators (IPS, SNIPS) and weight stats;
+  dialect) globally and per segment; experiment variant metrics (global and per segment, CUPED
+  adjusted too), p-values and adjusted p-values, guardrails, SRM and CUPED thetas; OPE
+  estimators (IPS, SNIPS, their variances), weight stats and diagnostics;
   interleaving wins, ties, requests and p-value (the rankers' lists are disjoint, so team_draft's
   teams do not depend on the coin, which differs on purpose: README "Deliberate differences");
 - ours vs the DuckDB limit: offline metrics (global and segments), experiment variant counts
@@ -594,8 +595,10 @@ REFERENCE_PATHS = {
         "experiment.by_segment",
         "experiment.significance",
         "experiment.guardrails.per_variant",
+        "experiment.srm",
+        "experiment.cuped",
     ),
-    "ope": ("ope.estimators", "ope.weight_stats"),
+    "ope": ("ope.estimators", "ope.weight_stats", "ope.diagnostics"),
     "interleaving": (
         "interleaving.requests",
         "interleaving.wins_a",
