@@ -9,7 +9,7 @@ at a fixed scale, which no order can change. These tests run with DuckDB threads
 - the macros against a plain sum over the same doubles in shuffled orders: the plain sum must
   differ at least once (the test can see the problem), the macros never, and they must agree with
   math.fsum / numpy;
-- the offline metrics mart built by dbt on ~250k generated exposures, then its compiled SQL run
+- the offline metrics mart built by dbt on 160k generated exposures, then its compiled SQL run
   again several times on the same tables: byte-identical rows every time (a plain sum differs).
 """
 
@@ -220,7 +220,7 @@ def test_exact_sum_edge_cases(macros):
 
 # --- the offline mart, end to end -------------------------------------------------------------------
 
-EXPOSURES = 250_000
+EXPOSURES = 160_000
 
 RAW_SQL = """
 create schema raw;
