@@ -50,7 +50,8 @@ replicate_shares as (
         scope,
         segment_key,
         replicate,
-        {{ recsys_eval.safe_divide(recsys_eval.exact_sum('weight * preference_score'), 'sum(weight)') }} as replicate_share
+        {{ recsys_eval.safe_divide(recsys_eval.exact_sum('weight * preference_score'), 'sum(weight)') }}
+            as replicate_share
 
     from user_weights
     where weight > 0

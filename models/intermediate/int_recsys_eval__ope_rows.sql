@@ -71,9 +71,11 @@ row_terms as (
         ----------  the request-unit sample
         count(case when is_sample then 1 end) as item_count,
         {{ recsys_eval.exact_avg('case when is_sample then importance_weight end') }} as importance_weight,
-        {{ recsys_eval.ope_reward_aggregate('case when is_sample then discounted_reward end', ope.reward_aggregation) }} as reward,
+        {{ recsys_eval.ope_reward_aggregate('case when is_sample then discounted_reward end', ope.reward_aggregation) }}
+            as reward,
         {%- if model_terms %}
-        {{ recsys_eval.ope_reward_aggregate('case when is_sample then model_logged end', ope.reward_aggregation) }} as model_logged,
+        {{ recsys_eval.ope_reward_aggregate('case when is_sample then model_logged end', ope.reward_aggregation) }}
+            as model_logged,
         {%- if ope.reward_model == 'reference' %}
         {{ recsys_eval.ope_reward_aggregate('case when is_sample then model_logged end', ope.reward_aggregation) }} as model_target,
         {%- else %}

@@ -2,6 +2,8 @@
     few columns each; the context maps and string ids are never written); elsewhere a table -#}
 {{ config(materialized=recsys_eval.view_on_duckdb()) }}
 {%- set using_assignments = recsys_eval.config_var('recsys_eval__using_assignments', true) -%}
+{%- set slice_keys = recsys_eval.config_var('recsys_eval__slice_keys', []) -%}
+{%- set experiment_slice_keys = recsys_eval.config_var('recsys_eval__experiment_slice_keys', []) -%}
 
 with
 
@@ -37,9 +39,8 @@ joined as (
         exposures.context,
         exposures.tenant,
         exposures.surface,
-        {{ recsys_eval.segment_key('exposures.context', recsys_eval.config_var('recsys_eval__slice_keys', [])) }} as segment_key,
-        {{ recsys_eval.segment_key('exposures.context', recsys_eval.config_var('recsys_eval__experiment_slice_keys', [])) }}
-            as experiment_segment_key,
+        {{ recsys_eval.segment_key('exposures.context', slice_keys) }} as segment_key,
+        {{ recsys_eval.segment_key('exposures.context', experiment_slice_keys) }} as experiment_segment_key,
 
         ----------  list and serving
         exposures.item_count,
