@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 import pytest
+import yaml
 from dbt_helpers import DBT_BIN, REPO_ROOT, run_dbt
 
 EXPOSURES = {
@@ -84,3 +86,45 @@ def test_reports_are_declared_as_exposures(docs):
             uid.split(".")[-1] in {n["name"] for n in _marts(manifest).values()}
             for uid in exposure["depends_on"]["nodes"]
         )
+
+
+# -- descriptions say the rule, not only where the reference states it ------------------------
+
+CITATION = re.compile(r"(?:(?:the\s+)?reference(?:'s)?\s+)?§\s*\d+(?:\.\d+)*(?:\s*\([a-z]\))?")
+# a citation used as the noun of the sentence: "the tallies of §5.2", "see §5.4", "as in §3"
+CITATION_AS_NOUN = re.compile(r"\b(?:of|in|per|see|under)\s+(?:the\s+)?(?:reference(?:'s)?\s+)?§")
+OWN_WORDS = 8  # words a sentence that cites a section must say itself
+
+
+def _descriptions(node, where: str):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "description" and isinstance(value, str):
+                yield where, " ".join(value.split())
+            else:
+                yield from _descriptions(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            name = value.get("name", i) if isinstance(value, dict) else i
+            yield from _descriptions(value, f"{where}[{name}]")
+
+
+def test_descriptions_citing_the_reference_state_the_rule_themselves():
+    """A reader without the reference's document learns the rule from the description; the
+    section number may follow it, never stand in for it."""
+    files = sorted((REPO_ROOT / "models").rglob("*.yml"))
+    citing, problems = 0, []
+    for path in files:
+        for where, text in _descriptions(yaml.safe_load(path.read_text()), path.name):
+            if "§" not in text:
+                continue
+            citing += 1
+            if CITATION_AS_NOUN.search(text):
+                problems.append(f"{where}: a section number stands for the rule: {text[:120]}")
+            for sentence in re.split(r"(?<=[.!?])\s+(?=[A-Z])", text):
+                if "§" in sentence:
+                    own = re.findall(r"[A-Za-z][\w'-]*", CITATION.sub(" ", sentence))
+                    if len(own) < OWN_WORDS:
+                        problems.append(f"{where}: only {len(own)} words besides the citation")
+    assert citing >= 10  # the scan finds the descriptions (models/**/*.yml)
+    assert problems == []
