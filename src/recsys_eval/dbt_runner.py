@@ -59,6 +59,7 @@ def build(
     parse_cache: bool = True,
     memory_limit: str | None = None,
     full_tests: bool = False,
+    progress: Any = None,
 ) -> list[NodeResult]:
     """`dbt build --select ...` on the DuckDB target with the run's vars.
 
@@ -71,6 +72,9 @@ def build(
     `memory_limit` is DuckDB's (e.g. "6GB", "50%"; see `check_memory_limit`); None keeps the
     profile's default (RECSYS_EVAL_DUCKDB_MEMORY_LIMIT, else 80 % of RAM).
 
+    `progress` (a recsys_eval.stages.BuildProgress, optional) is told each replayed step, or
+    wraps the dbt subprocess.
+
     dbt's log goes to `work_dir/logs`. A failed model or error-severity test raises
     RecsysEvalError naming the nodes; the node results (warnings included) are returned.
     """
@@ -80,7 +84,8 @@ def build(
     if replay is not None:
         steps = plan_mod.load(replay[0], replay[1])
         if steps is not None:
-            return run_plan(database, steps, work_dir, memory_limit)
+            on_step = progress.step if progress is not None else None
+            return run_plan(database, steps, work_dir, memory_limit, on_step)
     target_path = work_dir / "dbt-target"
     cache_entry = parse_cache_entry(proj, database, dbt_vars) if parse_cache else None
     restore_parse_state(cache_entry, target_path)
@@ -108,14 +113,15 @@ def build(
     }
     if memory_limit is not None:
         env["RECSYS_EVAL_DUCKDB_MEMORY_LIMIT"] = check_memory_limit(memory_limit)
-    proc = subprocess.run(
-        [sys.executable, "-c", _DBT_MAIN, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        umask=PRIVATE_UMASK,  # the database's WAL and dbt's files are private (0600)
-    )
+    with progress.dbt() if progress is not None else contextlib.nullcontext():
+        proc = subprocess.run(
+            [sys.executable, "-c", _DBT_MAIN, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            umask=PRIVATE_UMASK,  # the database's WAL and dbt's files are private (0600)
+        )
     save_parse_state(cache_entry, target_path)
     nodes = _read_results(target_path / "run_results.json")
     failed = [n for n in nodes if n.status in ("error", "fail", "runtime error")]
@@ -147,7 +153,11 @@ def plan_entry(
 
 
 def run_plan(
-    database: Path, steps: list[plan_mod.Step], work_dir: Path, memory_limit: str | None
+    database: Path,
+    steps: list[plan_mod.Step],
+    work_dir: Path,
+    memory_limit: str | None,
+    on_step: Any = None,
 ) -> list[NodeResult]:
     """The build from a cached plan: the same statements and tests on a DuckDB connection, the
     same failures (raised as from dbt) and warnings (returned)."""
@@ -159,7 +169,7 @@ def run_plan(
     con = connect(database)
     try:
         con.execute(f"set memory_limit = '{limit}'")
-        results = plan_mod.execute(con, steps)
+        results = plan_mod.execute(con, steps, on_step)
     except duckdb_error() as exc:
         known = known_failure(database, work_dir, str(exc))
         raise known if known is not None else RecsysEvalError(f"dbt build failed: {exc}") from None

@@ -28,6 +28,7 @@ import json
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -315,11 +316,16 @@ def _test_message(failures: int, verb: str, condition: str) -> str:
     return f"Got {failures} {noun}, configured to {verb} if {condition}"
 
 
-def execute(con: Any, steps: list[Step]) -> list[StepResult]:
+def execute(
+    con: Any, steps: list[Step], on_step: Callable[[int, int], None] | None = None
+) -> list[StepResult]:
     """Run the plan on an open DuckDB connection, as `dbt build` does: each model is created as
     its view or table, each test counted against its thresholds; a node whose upstream failed is
-    skipped. Returns every node's result (failures included, not raised)."""
+    skipped. Returns every node's result (failures included, not raised). `on_step(done, total)`
+    is called before the first step and after each one (a progress display)."""
     results: list[StepResult] = []
+    if on_step is not None:
+        on_step(0, len(steps))
     broken: set[str] = set()
     by_id = {s.unique_id: s for s in steps}
     waits = _waits(by_id)
@@ -327,6 +333,8 @@ def execute(con: Any, steps: list[Step]) -> list[StepResult]:
         if waits[step.unique_id] & broken:
             broken.add(step.unique_id)
             results.append(StepResult(step.unique_id, "skipped", "an upstream node failed"))
+            if on_step is not None:
+                on_step(len(results), len(steps))
             continue
         try:
             result = _run_model(con, step) if step.kind == "model" else _run_test(con, step)
@@ -337,6 +345,8 @@ def execute(con: Any, steps: list[Step]) -> list[StepResult]:
         if result.status in ("error", "fail"):
             broken.add(step.unique_id)
         results.append(result)
+        if on_step is not None:
+            on_step(len(results), len(steps))
     return results
 
 

@@ -129,15 +129,15 @@ def test_the_run_that_loses_the_database_to_another_between_load_and_build(
     pids: list[int] = []
     with ExitStack() as stack:
 
-        def load_then_lose(cfg: Any, database: Path) -> Any:
-            loads = real_load(cfg, database)
+        def load_then_lose(cfg: Any, database: Path, *args: Any) -> Any:
+            loads = real_load(cfg, database, *args)
             pids.append(stack.enter_context(holding(database)).pid)
             return loads
 
         monkeypatch.setattr(run_cmd, "load_sources", load_then_lose)
         code = main(["run", "--dataset", str(TINY_DATASET), "--config",
                      str(CONFIGS / "offline.ci.yaml"), "--output", str(out),
-                     "--database", str(db)])  # fmt: skip
+                     "--database", str(db), "--quiet"])  # fmt: skip
     assert code == EXIT_ERROR
     assert capsys.readouterr().err == (
         f"error: database {db} is locked by another run (pid {pids[0]})\n"

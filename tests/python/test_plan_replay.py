@@ -35,7 +35,7 @@ def run_cli(dataset: str, config: str, output: Path) -> dict:
                  "--output", str(output)])  # fmt: skip
     assert code in (0, 2, 3), code  # ship / hold / rollback are verdicts, not errors
     report = json.loads(output.read_text())
-    for key in ("run_id", "created_at"):
+    for key in ("run_id", "created_at", "timings"):
         report.pop(key)
     return report
 

@@ -307,7 +307,7 @@ def test_full_disk_at_the_end_of_a_run_leaves_no_report(tmp_path: Path, monkeypa
 
     monkeypatch.setattr(os, "fsync", full_for_reports)
     code = main(["run", "--dataset", str(CONFIGS / "dataset.tiny.yaml"), "--config",
-                 str(CONFIGS / "offline.ci.yaml"), "--output", str(out)])  # fmt: skip
+                 str(CONFIGS / "offline.ci.yaml"), "--output", str(out), "--quiet"])  # fmt: skip
     assert code == EXIT_ERROR
     assert capsys.readouterr().err == (
         f"error: cannot write {out.resolve()}: No space left on device\n"

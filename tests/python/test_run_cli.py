@@ -90,6 +90,7 @@ def test_two_runs_give_identical_reports_but_for_run_id_and_time(tmp_path: Path,
     for r in (ra, rb):
         r.pop("run_id")
         r.pop("created_at")
+        assert set(r.pop("timings")) == {"load_s", "models_s", "report_s", "total_s"}
     assert ra == rb
 
 

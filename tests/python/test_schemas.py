@@ -52,11 +52,12 @@ def test_report_v2_accepts_the_reference_goldens(golden: str) -> None:
 
 
 def test_report_v2_only_adds_to_v1() -> None:
-    """Every property of v1 is in v2; the typed sections and the summary's optional offline
-    `cases_total` are the only differences."""
+    """Every property of v1 is in v2; the typed sections, the summary's optional offline
+    `cases_total` and the optional top-level `timings` are the only differences."""
     v1, v2 = load("report.v1.json"), load("report.v2.json")
     assert v1["required"] == v2["required"]
-    assert set(v1["properties"]) == set(v2["properties"])
+    assert set(v2["properties"]) - set(v1["properties"]) == {"timings"}
+    assert v1.get("additionalProperties", True) is True  # v1 accepts a report with timings
     changed = {k for k in v1["properties"] if v1["properties"][k] != v2["properties"][k]}
     assert changed == {"ope", "interleaving", "summary"}
     summary_v1, summary_v2 = v1["properties"]["summary"], v2["properties"]["summary"]
@@ -68,6 +69,15 @@ def test_report_v2_only_adds_to_v1() -> None:
     partial_ope = {**_minimal_report(), "ope": {"unit": "request"}}
     assert validator("report.v1.json").is_valid(partial_ope)  # v1 leaves the section open
     assert not validator("report.v2.json").is_valid(partial_ope)  # v2 requires its fields
+
+
+def test_report_timings_are_optional_numbers() -> None:
+    report = _minimal_report()
+    timed = {**report, "timings": {"load_s": 0.2, "models_s": 3, "report_s": 0.01, "total_s": 4}}
+    for name in ("report.v1.json", "report.v2.json"):
+        assert validator(name).is_valid(report) and validator(name).is_valid(timed)
+    assert not validator("report.v2.json").is_valid({**report, "timings": {"load_s": "fast"}})
+    assert not validator("report.v2.json").is_valid({**report, "timings": {"total_s": -1}})
 
 
 def _minimal_report() -> dict:

@@ -32,7 +32,7 @@ TINY = {
     name: EXAMPLES / "tiny" / f"{name}.jsonl" for name in ("exposures", "outcomes", "assignments")
 }
 # Report keys that legitimately differ between the same data served by different sources.
-VOLATILE = {"run_id", "created_at", "effective_config", "input_dataset_fingerprint"}
+VOLATILE = {"run_id", "created_at", "timings", "effective_config", "input_dataset_fingerprint"}
 
 
 def _lines(path: Path) -> list[str]:

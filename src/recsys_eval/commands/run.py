@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from recsys_eval.artifacts import provenance
 from recsys_eval.commands.load import add_pii_guard_flag
 from recsys_eval.config import RunConfig, load_run_config
 from recsys_eval.errors import (
+    EXIT_ERROR,
     EXIT_FAIL,
     EXIT_GATE,
     EXIT_HOLD,
@@ -43,6 +45,7 @@ from recsys_eval.offline_report import (
 )
 from recsys_eval.privacy import merge_counts
 from recsys_eval.privacy import summary as pii_summary
+from recsys_eval.redaction import redact_text
 from recsys_eval.report import (
     REPORT_FORMAT_VERSION,
     RUN_ID_PREFIX,
@@ -55,6 +58,7 @@ from recsys_eval.report import (
     with_checks,
     write_atomic,
 )
+from recsys_eval.stages import BuildProgress, StageLog, Timer
 from recsys_eval.timeutil import format_rfc3339, parse_rfc3339, utc_now
 from recsys_eval.warehouse import private_files
 
@@ -87,7 +91,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", help="overrides mode: in the config")
     p.add_argument("--baseline", type=Path, help="earlier offline report to compare with")
     p.add_argument("--experiment-id", help="overrides experiment.experiment_id")
-    p.add_argument("--output-format", default="json", help="json (default), md, markdown, html")
+    p.add_argument(
+        "--output-format",
+        default="json",
+        help="json (default), md, markdown, html: the format of --output (md and html refuse an "
+        "--output ending in .json)",
+    )
+    p.add_argument(
+        "--html", type=Path, metavar="PATH", help="also write the HTML view of the report here"
+    )
+    p.add_argument(
+        "--md", type=Path, metavar="PATH", help="also write the Markdown view of the report here"
+    )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no stage lines or progress on stderr (errors and warnings still print)",
+    )
+    p.add_argument(
+        "--fail-on-quarantine",
+        action="store_true",
+        help="exit 1 when any input line was quarantined (after writing the report and the "
+        "quarantine file)",
+    )
     p.add_argument(
         "--database",
         type=Path,
@@ -119,6 +145,7 @@ def main(args: argparse.Namespace) -> int:
             f"unknown output format {args.output_format!r} (json, md, markdown, html)"
         )
     render = _renderer(fmt)
+    extra_views = _extra_views(args, fmt)
     memory_limit = getattr(args, "memory_limit", None)
     if memory_limit is not None:
         from recsys_eval.dbt_runner import check_memory_limit
@@ -142,6 +169,12 @@ def main(args: argparse.Namespace) -> int:
         )
     # Every destination (a read-only folder, a device, a symbolic link) fails before any work.
     check_writable(output)
+    for path, _fmt in extra_views:
+        check_writable(path)
+    # Without a kept --database, quarantined lines are kept beside the report.
+    quarantine_file = None if args.database else quarantine_path(output)
+    if quarantine_file is not None:
+        check_writable(quarantine_file)
     created = utc_now()
     history_file = history_path(cfg, created)
     if decision_enabled(cfg):
@@ -156,39 +189,189 @@ def main(args: argparse.Namespace) -> int:
     for warning in (artifacts or {}).get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
 
+    log = StageLog.for_stderr(bool(getattr(args, "quiet", False)))
+    timer = Timer()
+    quarantined_lines: list[str] = []
     with tempdirs.temporary_folder(tempdirs.RUN_PREFIX) as work_dir, private_files():
         database = args.database.resolve() if args.database else work_dir / "run.duckdb"
         if not args.database:
             from recsys_eval.dbt_runner import check_database_path
 
             check_database_path(database, "the temporary run database (set TMPDIR or --database)")
-        loads = load_sources(cfg, database)
-        marts = build_marts(
-            cfg,
-            database,
-            work_dir,
-            parse_cache=args.database is not None,
-            memory_limit=memory_limit,
-            full_tests=bool(getattr(args, "full_tests", False)),
+        # after every check that needs no work: a refused run prints its error line only
+        log.line(
+            f"config read: {cfg.mode} mode, sources {', '.join(s.name for s in cfg.sources())}"
         )
+        with timer.stage("load"):
+            loads = load_sources(cfg, database, log)
+        if quarantine_file is not None and loads["quarantined"]:
+            quarantined_lines = read_quarantine(database, loads["loads"].values())
+        with timer.stage("models"):
+            marts = build_marts(
+                cfg,
+                database,
+                work_dir,
+                parse_cache=args.database is not None,
+                memory_limit=memory_limit,
+                full_tests=bool(getattr(args, "full_tests", False)),
+                log=log,
+            )
+        log.line(_models_line(marts, timer.seconds("models")))
+        log.line(_checks_line(marts))
 
-    report = assemble_report(cfg, created, marts, loads, baseline, artifacts)
+    with timer.stage("report"):
+        report = assemble_report(cfg, created, marts, loads, baseline, artifacts)
+    report["timings"] = timer.total()  # the only part of a report that differs between reruns
     validate_against(report, "report.v1")  # the reference's contract, unchanged
     validate_against(report, "report.v2")  # v1 with the OPE and interleaving sections typed
     text = dumps(report)
-    write_atomic(output, text if render is None else render(report, fmt))
+    # The views render the JSON as written, so they equal `recsys-eval render` of the file.
+    written = json.loads(text) if render is not None or extra_views else report
+    write_atomic(output, text if render is None else render(written, fmt))
+    for path, view_fmt in extra_views:
+        write_atomic(path, _renderer(view_fmt)(written, view_fmt))
     if history_file is not None:
         write_history(history_file, text)
+    if quarantine_file is not None:
+        write_quarantine(quarantine_file, quarantined_lines)
+    names = ", ".join(redact_text(str(p)) for p in [output, *(p for p, _ in extra_views)])
+    log.line(f"report written: {names} ({timer.total()['total_s']:.1f} s in all)")
+    if loads["quarantined"]:
+        notice = quarantine_notice(loads, args.database, quarantine_file)
+        print(f"warning: {notice}", file=sys.stderr)
+    code = EXIT_OK
     decision = report.get("experiment", {}).get("decision")
     if decision is not None:
         if args.database:
             with private_files():
                 record_decision(args.database.resolve(), report, decision)
-        return write_decision(decision, report, cfg, output)
-    failed = [g for g in report.get("gates", []) if not g["passed"]]
-    for gate in failed:
-        print(f"ERROR: gate failed: {gate['metric']} delta={gate['delta']:.6f}", file=sys.stderr)
-    return EXIT_GATE if failed else EXIT_OK
+        code = write_decision(decision, report, cfg, output)
+    else:
+        failed = [g for g in report.get("gates", []) if not g["passed"]]
+        for gate in failed:
+            print(
+                f"ERROR: gate failed: {gate['metric']} delta={gate['delta']:.6f}", file=sys.stderr
+            )
+        code = EXIT_GATE if failed else EXIT_OK
+    if loads["quarantined"] and getattr(args, "fail_on_quarantine", False):
+        print(
+            f"error: {loads['quarantined']:,} input line(s) quarantined and --fail-on-quarantine "
+            "is set: the report was written; fix or remove those lines and run again",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    return code
+
+
+def quarantine_path(output: Path) -> Path:
+    """`<output>.quarantine.jsonl`: the quarantined lines of a run without --database."""
+    return output.with_name(output.name + ".quarantine.jsonl")
+
+
+def read_quarantine(database: Path, results: Any) -> list[str]:
+    """The quarantined lines of this run's loads, one JSON object per line
+    ({source_file, line_no, errors, raw_text}), in load and line order."""
+    from recsys_eval.warehouse import connect
+
+    load_ids = sorted({r.load_id for r in results if r.rows_quarantined and r.load_id})
+    if not load_ids:
+        return []
+    con = connect(database, read_only=True)
+    try:
+        rows = con.execute(
+            "select source_file, line_no, errors, raw_text from raw.quarantine "
+            f"where load_id in ({', '.join('?' * len(load_ids))}) "
+            "order by load_seq, source_file, line_no",
+            load_ids,
+        ).fetchall()
+    finally:
+        con.close()
+    out = []
+    for source_file, line_no, errors, raw_text in rows:
+        try:
+            parsed = json.loads(errors) if errors else []
+        except json.JSONDecodeError:
+            parsed = errors
+        record = {"source_file": source_file, "line_no": line_no, "errors": parsed,
+                  "raw_text": raw_text}  # fmt: skip
+        out.append(json.dumps(record, ensure_ascii=False, sort_keys=True))
+    return out
+
+
+def write_quarantine(path: Path, lines: list[str]) -> None:
+    """Write the quarantine file (0600) when lines were quarantined; otherwise remove the file an
+    earlier run on the same output left (it would describe another run), never a link."""
+    if lines:
+        write_atomic(path, "\n".join(lines) + "\n")
+    elif path.is_file() and not path.is_symlink():
+        path.unlink()
+
+
+def quarantine_notice(loads: dict[str, Any], database: Path | None, file: Path | None) -> str:
+    """How many lines were quarantined and how to see them."""
+    count = loads["quarantined"]
+    head = f"{count:,} input line(s) quarantined (invalid, not evaluated)"
+    if file is not None:
+        return f"{head}; see them in {redact_text(str(file))} (one JSON object per line)"
+    ids = sorted({r.load_id for r in loads["loads"].values() if r.rows_quarantined})
+    where = ", ".join(f"'{i}'" for i in ids)
+    return (
+        f"{head}; see them in {redact_text(str(database))} with: select * from raw.quarantine "
+        f"where load_id in ({where})"
+    )
+
+
+def _extra_views(args: argparse.Namespace, fmt: str) -> list[tuple[Path, str]]:
+    """(path, format) of --html and --md; refuses a view written into a .json path (--output
+    with --output-format md/html, --html/--md ending in .json) or two outputs on one path."""
+    if fmt != "json" and args.output.suffix.lower() == ".json":
+        raise ConfigError(
+            f"--output-format {fmt} would write {'HTML' if fmt == 'html' else 'Markdown'} into "
+            f"{args.output}, a .json path; give the JSON report there and add "
+            f"--{'html' if fmt == 'html' else 'md'} PATH for the view, or an --output not ending "
+            "in .json"
+        )
+    views = []
+    for flag, view_fmt in (("html", "html"), ("md", "md")):
+        path = getattr(args, flag, None)
+        if path is None:
+            continue
+        if path.suffix.lower() == ".json":
+            raise ConfigError(
+                f"--{flag} {path}: a .json path; give the {view_fmt.upper()} view a .{flag} name"
+            )
+        _renderer(view_fmt)  # the renderer is in this version, before any work
+        views.append((path, view_fmt))
+    seen = [args.output.absolute()]
+    for path, _fmt in views:
+        if path.absolute() in seen:
+            raise ConfigError(
+                f"{path}: given for two outputs (--output, --html, --md); give each its own path"
+            )
+        seen.append(path.absolute())
+    return views
+
+
+def _models_line(marts: dict[str, Any], seconds: float) -> str:
+    progress = marts.get("build_progress")
+    nodes = marts.get("build_nodes") or []
+    if progress is not None and progress.via == "plan":
+        return (
+            f"models: {progress.steps}/{progress.steps} steps replayed from the cached plan "
+            f"(no dbt) in {seconds:.1f} s"
+        )
+    return f"models: built with dbt ({len(nodes)} nodes) in {seconds:.1f} s"
+
+
+def _checks_line(marts: dict[str, Any]) -> str:
+    checks = marts.get("checks") or []
+    failing = sum(1 for c in checks if c["failing_rows"])
+    tests = [n for n in marts.get("build_nodes") or [] if n.unique_id.startswith("test.")]
+    warned = sum(1 for n in tests if n.status == "warn")
+    return (
+        f"checks: {len(checks)} data-quality checks ({failing} with failing rows), "
+        f"{len(tests)} dbt tests ({warned} warned)"
+    )
 
 
 def run_id(mode: str, created: Any) -> str:
@@ -332,9 +515,10 @@ where not exists (select 1 from raw.load_ledger as a where a.appends_to = l.load
 """
 
 
-def load_sources(cfg: RunConfig, database: Path) -> dict[str, Any]:
+def load_sources(cfg: RunConfig, database: Path, log: StageLog | None = None) -> dict[str, Any]:
     """Load every configured source (JSONL files, postgres / duckdb queries); refuse a database
-    that holds other sources' rows."""
+    that holds other sources' rows. `log` gets one line per source (and shows the loader's
+    progress bar on a terminal)."""
     from recsys_eval.event_types import unmapped_counts, unmapped_warnings
     from recsys_eval.loader import ensure_raw_schema, load_file
     from recsys_eval.sql_sources import load_source
@@ -350,12 +534,15 @@ def load_sources(cfg: RunConfig, database: Path) -> dict[str, Any]:
             if src.type in ("postgres", "duckdb"):  # recsys_eval.sql_sources
                 base = cfg.dataset_file.parent
                 results[src.name] = load_source(con, schema, src, table, pii, base)
-                continue
-            assert src.path is not None  # only jsonl sources get this far
-            results[src.name] = load_file(
-                con, schema, src.path, table=table, pii_guard=pii,
-                event_types=src.event_types, event_types_key=src.event_types_key,
-            )  # fmt: skip
+            else:
+                assert src.path is not None  # only jsonl sources get this far
+                results[src.name] = load_file(
+                    con, schema, src.path, table=table, pii_guard=pii,
+                    event_types=src.event_types, event_types_key=src.event_types_key,
+                    progress=log is not None and log.live,
+                )  # fmt: skip
+            if log is not None:
+                log.line(_load_line(src.name, results[src.name]))
         wanted = {(r.table, r.file_sha256) for r in results.values()}
         held = set(con.execute(HELD_LOADS_SQL).fetchall())
         extra = held - wanted
@@ -385,6 +572,15 @@ def load_sources(cfg: RunConfig, database: Path) -> dict[str, Any]:
         "pii_findings": merge_counts(r.pii_findings for r in results.values()),
         "loads": results,
     }
+
+
+def _load_line(name: str, res: Any) -> str:
+    if res.skipped_duplicate:
+        return f"loaded {name}: already in the database (load {res.load_id}), nothing new"
+    return (
+        f"loaded {name}: {res.lines_read:,} lines ({res.rows_quarantined:,} quarantined) in "
+        f"{res.seconds:.1f} s"
+    )
 
 
 def dbt_vars(cfg: RunConfig) -> dict[str, Any]:
@@ -435,6 +631,7 @@ def build_marts(
     parse_cache: bool = False,
     memory_limit: str | None = None,
     full_tests: bool = False,
+    log: StageLog | None = None,
 ) -> dict[str, Any]:
     """Build the models the mode needs and read back what the report uses.
 
@@ -457,7 +654,8 @@ def build_marts(
     if plugin is not None:
         select += list(plugin.selectors)
         build_vars.update(plugin.dbt_vars(cfg))
-    build(
+    progress = BuildProgress(log) if log is not None else None
+    nodes = build(
         database,
         build_vars,
         select,
@@ -465,7 +663,10 @@ def build_marts(
         parse_cache=parse_cache,
         memory_limit=memory_limit,
         full_tests=full_tests,
+        progress=progress,
     )
+    if log is not None:
+        log.clear()
     con = connect(database, read_only=True)
     try:
         schema = _relation_schema(con, "fct_data_quality")
@@ -537,6 +738,8 @@ def build_marts(
         else None
     )
     row["offline_rows"] = offline_rows
+    row["build_nodes"] = nodes
+    row["build_progress"] = progress
     row["experiment_marts"] = experiment_marts
     row["checks"] = [
         {
@@ -703,6 +906,9 @@ def assemble_report(
     commit = _git_commit()
     if commit:
         report["git_commit"] = commit
+        decision = (report.get("experiment") or {}).get("decision")
+        if isinstance(decision, dict):  # the report's copy of the decision artifact says it too
+            decision["versions"]["git_commit"] = commit
     warnings += loads.get("event_type_warnings", [])  # kept in every mode
     if warnings:
         report["warnings"] = warnings
