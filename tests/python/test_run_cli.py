@@ -200,6 +200,7 @@ ENVELOPE = (
     "effective_config",
     "input_dataset_fingerprint",
     "version",
+    "timings",  # seconds per stage: differ from run to run
 )
 
 
