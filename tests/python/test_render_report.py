@@ -85,20 +85,20 @@ def test_experiment_markdown_shows_verdict_first_then_evidence(tiny_reports):
     # significance: two-proportion z test of ctr B (0/1) vs A (1/2), pooled 1/3
     p_ctr = phi_two_sided((0 - 0.5) / math.sqrt(1 / 3 * 2 / 3 * (1 / 2 + 1 / 1)))
     assert abs(p_ctr - 0.3864762307712327) < 1e-12
-    row = next(line for line in lines if line.startswith("| all | ctr (primary) | B vs A |"))
+    row = next(line for line in lines if line.startswith("| __all__ | ctr (primary) | B vs A |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[3] == "-0.5000" and cells[7] == f"{p_ctr:.4f}"
     assert cells[8] == f"{min(1.0, 2 * p_ctr):.4f} (holm)"  # Holm over the 2 global tests
     # SRM: observed A 2, B 1 against 1.5 each: chi-square 1/3, df 1
     chi2 = (2 - 1.5) ** 2 / 1.5 + (1 - 1.5) ** 2 / 1.5
     p_srm = math.erfc(math.sqrt(chi2 / 2))
-    assert f"| all | A | 2 | 1.50 | 66.7% | 50.0% | {p_srm:.4f} | no |" in lines
+    assert f"| __all__ | A | 2 | 1.50 | 66.7% | 50.0% | {p_srm:.4f} | no |" in lines
     # power (Fleiss): n = (z_a sqrt(2 pbar qbar) + z_b sqrt(p0 q0 + p1 q1))^2 / mde^2, 0.10 -> 0.11
     z_a, z_b, pbar = 1.959963984540054, 0.8416212335729143, 0.105
     root = z_a * math.sqrt(2 * pbar * (1 - pbar)) + z_b * math.sqrt(0.1 * 0.9 + 0.11 * 0.89)
     n = math.ceil(root**2 / 0.01**2)
     assert n == 14751
-    assert f"each variant needs {n} units" in md
+    assert f"each variant needs {n:,} units" in md  # a count: thousands separators
     for title in (
         "## Decision",
         "## Significance and Lifts",
@@ -228,7 +228,7 @@ def test_aa_check_markdown(tiny_reports):
     assert "> **Verdict: A/A CHECK PASSED** - " in md
     assert "> - 0 of 4 p-values below 0.050 (about 0.200 expected by chance)" in lines
     assert "| Metric | Scope | p &lt; 0.05 | p &lt; 0.01 | p &lt; 0.001 |" in lines  # '<' escaped
-    assert "| ctr | all | 0 | 0 | 0 |" in lines
+    assert "| ctr | __all__ | 0 | 0 | 0 |" in lines
 
 
 def test_ope_golden_report_renders_reference_numbers(golden):
@@ -330,7 +330,8 @@ def test_missing_optional_sections_still_render(golden):
     }
     del report["summary"]
     md = render_report(report, "md")
-    assert "Decision: not_configured" in md and "## Interleaving" in md
+    assert "Decision: none (no regression gates were configured)" in md
+    assert "## Interleaving" in md
 
 
 def test_unknown_format_is_refused(golden):

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys_eval.errors import RecsysEvalError
+from recsys_eval.render.verdict import arm
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +33,7 @@ def _experiment_lines(exp: dict[str, Any] | None) -> list[str]:
     if decision:
         lines.append(
             f"  decision: {decision['verdict'].upper()} ({decision['policy']} policy): "
-            f"{decision['candidate_variant']} vs control {decision['control_variant']}"
+            f"{decision['candidate_variant']} vs {arm('control', decision['control_variant'])}"
         )
         lines += [f"    - {r}" for r in decision["reasons"]]
     lines.append(f"  {'variant':<10} {'exposures':>9} {'ctr':>8} {'cvr':>8} {'rev/req':>9}")

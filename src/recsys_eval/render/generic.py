@@ -10,7 +10,9 @@ from typing import Any
 from recsys_eval.render.document import Block, Table
 from recsys_eval.render.numbers import scalar
 
-GLOBAL = "all"  # the label of the unsegmented rows in segment tables and charts
+# The whole population: the label of the unsegmented rows in segment tables and charts, the same
+# name as the reference's segment key without slice keys (README, Concepts).
+GLOBAL = "__all__"
 
 
 def cell(value: Any) -> str:

@@ -25,6 +25,18 @@ def fixed(value: Any, decimals: int = 4) -> str:
     return str(value)
 
 
+def count(value: Any) -> str:
+    """A count as an integer with thousands separators ('12,345'); a number that is not a whole
+    number keeps fixed()'s 4 decimals, and text is shown as it is."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return fixed(value)
+    if isinstance(value, float) and not value.is_integer():
+        return fixed(value)
+    return f"{int(value):,}"
+
+
 def signed(value: Any, decimals: int = 4) -> str:
     """Like fixed() with an explicit '+' on positive numbers (lifts and deltas)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -71,5 +83,5 @@ def scalar(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
+        return f"{value:,}"
     return fixed(value)

@@ -10,7 +10,7 @@ from typing import Any
 from recsys_eval.redaction import redact
 from recsys_eval.render.document import Bullets, Document, Paragraph, Section, Table
 from recsys_eval.render.generic import GLOBAL, flatten, leftover_blocks, records_table
-from recsys_eval.render.numbers import fixed, percent, signed
+from recsys_eval.render.numbers import count, fixed, percent, signed
 from recsys_eval.render.sections_artifacts import artifacts_section
 from recsys_eval.render.sections_experiment import experiment_sections
 from recsys_eval.render.sections_interleaving import interleaving_sections
@@ -62,7 +62,7 @@ def build_document(report: dict[str, Any]) -> Document:
     if isinstance(report.get("aa_check"), dict):
         sections.append(aa_check_section(report["aa_check"]))
     if isinstance(report.get("data_quality"), dict):
-        sections.append(data_quality_section(report["data_quality"]))
+        sections.append(data_quality_section(report["data_quality"], report))
     if isinstance(report.get("artifacts"), dict):
         sections.append(artifacts_section(report["artifacts"]))
     sections.append(run_details_section(report))
@@ -87,9 +87,16 @@ def case_meta(summary: dict[str, Any]) -> list[tuple[str, str]]:
 def executive_section(report: dict[str, Any]) -> Section:
     executive = (report.get("summary") or {}).get("executive") or {}
     sec = Section("Executive Summary", "executive-summary")
-    lines = [f"Decision: {executive.get('decision', 'not_configured')}"]
+    gates = str(executive.get("decision") or "not_configured")
     decision = (report.get("experiment") or {}).get("decision")
-    if isinstance(decision, dict):  # the executive decision is about regression gates only
+    lines = []
+    # The executive decision is about offline regression gates only: without gates it decides
+    # nothing, so it is said in words, and left out next to an experiment's own decision.
+    if gates != "not_configured":
+        lines.append(f"Decision: {gates} (regression gates against the baseline)")
+    elif not isinstance(decision, dict):
+        lines.append("Decision: none (no regression gates were configured)")
+    if isinstance(decision, dict):
         lines.append(
             f"Experiment decision: {decision.get('verdict') or decision.get('decision')}"
             + (f" ({decision['reason']})" if decision.get("reason") else "")
@@ -154,7 +161,7 @@ def aa_check_section(aa: dict[str, Any]) -> Section:
     )
     rows = [
         [str(m.get("metric")), "segments" if m.get("by_segment") else GLOBAL]
-        + [str((m.get("counts") or {}).get(k, 0)) for k in keys]
+        + [count((m.get("counts") or {}).get(k, 0)) for k in keys]
         for m in aa.get("metrics") or []
     ]
     sec.add(
@@ -168,17 +175,27 @@ def aa_check_section(aa: dict[str, Any]) -> Section:
     return sec
 
 
-def data_quality_section(dq: dict[str, Any]) -> Section:
+ASSIGNMENT_MODES = ("experiment", "aa-check")  # the modes that read assignments
+
+
+def data_quality_section(dq: dict[str, Any], report: dict[str, Any] | None = None) -> Section:
     sec = Section("Data Quality and Join Health", "data-quality")
+    mode = str((report or {}).get("mode") or "")
+    # Other modes never read assignments: the reference still writes their fields, as 0, which
+    # would read as "no assignment joined". They are left out and the reason said instead.
+    unread = bool(mode) and mode not in ASSIGNMENT_MODES
+    fields = [k for k in dq if k == "assignment_completeness"]
+    fields += [k for k in dq.get("join_integrity") or {} if k.startswith("assignment")]
+    dropped = fields if unread else []
     rows = []
     for key in ("exposure_completeness", "outcome_completeness", "assignment_completeness"):
         block = dq.get(key)
-        if isinstance(block, dict):
+        if isinstance(block, dict) and key not in dropped:
             rows.append(
                 [
                     key.removesuffix("_completeness"),
-                    str(block.get("total", 0)),
-                    str(block.get("missing", 0)),
+                    count(block.get("total", 0)),
+                    count(block.get("missing", 0)),
                     percent(block.get("missing_rate", 0)),
                 ]
             )
@@ -196,8 +213,23 @@ def data_quality_section(dq: dict[str, Any]) -> Section:
         sec.add(
             Table(
                 ["Join health", "Value"],
-                [[k, percent(v) if k.endswith("_rate") else fixed(v)] for k, v in join.items()],
+                [
+                    [k, percent(v) if k.endswith("_rate") else count(v)]
+                    for k, v in join.items()
+                    if k not in dropped
+                ],
                 numeric=(1,),
+            )
+        )
+    if dropped:
+        supplied = "assignments" in ((report or {}).get("effective_config") or {}).get(
+            "dataset", {}
+        )
+        sec.add(
+            Paragraph(
+                ("The dataset lists assignments, but " if supplied else "")
+                + f"{mode} mode does not read assignments: {_and(dropped)} are not shown "
+                "(the JSON report keeps them as 0, as the reference does)."
             )
         )
     checks = dq.get("checks") or []
@@ -209,8 +241,8 @@ def data_quality_section(dq: dict[str, Any]) -> Section:
                     [
                         str(c.get("check_name")),
                         str(c.get("severity", "")),
-                        str(c.get("failing_rows", 0)),
-                        str(c.get("total_rows", 0)),
+                        count(c.get("failing_rows", 0)),
+                        count(c.get("total_rows", 0)),
                         percent(c.get("failing_rate", 0), 2),
                         str(c.get("description", "")),
                     ]
@@ -256,3 +288,7 @@ def run_details_section(report: dict[str, Any]) -> Section:
         )
     sec.add(*leftover_blocks(report, ENVELOPE, "Other report fields"))
     return sec
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"

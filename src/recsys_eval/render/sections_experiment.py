@@ -8,7 +8,8 @@ from typing import Any
 
 from recsys_eval.render.document import Bullets, Chart, Paragraph, Section, Table
 from recsys_eval.render.generic import GLOBAL, flatten, forest_row, leftover_blocks, records_table
-from recsys_eval.render.numbers import fixed, interval, p_value, percent, signed
+from recsys_eval.render.numbers import count, fixed, interval, p_value, percent, signed
+from recsys_eval.render.verdict import guardrail_unset
 
 # -- experiment ---------------------------------------------------------------------------------
 
@@ -26,7 +27,7 @@ def _variant_rows(variants: list[dict[str, Any]]) -> list[list[str]]:
     return [
         [
             str(v["variant"]),
-            str(v.get("exposures", 0)),
+            count(v.get("exposures", 0)),
             fixed(float(v.get("ctr", 0)), 4),
             fixed(float(v.get("conversion_rate", 0)), 4),
             fixed(float(v.get("revenue_per_request", 0)), 4),
@@ -184,8 +185,10 @@ def decision_section(dec: dict[str, Any]) -> Section:
                     [
                         str(g["metric"]),
                         fixed(g.get("value")),
-                        fixed(g.get("threshold")),
-                        "yes" if g.get("passed") else "NO",
+                        "0 (not configured)" if guardrail_unset(g) else fixed(g.get("threshold")),
+                        "not configured"
+                        if guardrail_unset(g)
+                        else ("yes" if g.get("passed") else "NO"),
                     ]
                     for g in guards
                 ],
@@ -264,7 +267,12 @@ def significance_section(tests: list[dict[str, Any]]) -> Section:
             numeric=(3, 5, 7, 8),
         )
     )
+    sec.add(*_how_to_read(tests))
+    user_level = [t for t in tests if isinstance(t.get("user_level"), dict)]
+    if user_level:
+        sec.add(_user_level_table(user_level))
     known_t = {
+        "user_level",
         "segment",
         "metric",
         "primary",
@@ -315,6 +323,82 @@ def significance_section(tests: list[dict[str, Any]]) -> Section:
                 )
             )
     return sec
+
+
+def _excludes_zero(block: Any) -> bool | None:
+    if not isinstance(block, dict) or "lower" not in block or "upper" not in block:
+        return None
+    return float(block["lower"]) > 0 or float(block["upper"]) < 0
+
+
+def _how_to_read(tests: list[dict[str, Any]]) -> list[Paragraph]:
+    """Why a significant p-value can sit next to an interval that covers 0: they are different
+    computations, and the decision uses the test."""
+    out = [
+        Paragraph(
+            "The p-value, Adjusted p and Significant columns are the pooled two-proportion z-test "
+            "(corrected over every test of the table), which the decision uses; the intervals "
+            "are separate estimates (Lift CI: unpooled normal, Relative CI: delta method, "
+            "neither corrected for multiple tests), so a significant test can have an interval "
+            "that covers 0, or the reverse, most often the relative lift over a small control rate."
+        )
+    ]
+    disagree = []
+    for t in tests:
+        significant = bool(t.get("significant"))
+        for key, label in (("absolute_lift_ci", "lift"), ("relative_lift_ci", "relative lift")):
+            excludes = _excludes_zero(t.get(key))
+            if excludes is not None and excludes != significant:
+                disagree.append(
+                    f"{t.get('metric')} {t.get('variant')} vs {t.get('control_variant', 'control')}"
+                    f" ({t.get('segment', GLOBAL)}): {label} interval "
+                    + (
+                        "covers 0 though the test is significant"
+                        if significant
+                        else "excludes 0 though the test is not significant"
+                    )
+                )
+    if disagree:
+        out.append(Paragraph("They disagree here: " + "; ".join(disagree) + "."))
+    return out
+
+
+def _user_level_table(tests: list[dict[str, Any]]) -> Table:
+    """The same tests with the variance at the randomization unit (users), one row per test."""
+    rows = []
+    for t in tests:
+        u = t["user_level"]
+        rows.append(
+            [
+                str(t.get("segment", GLOBAL)),
+                str(t.get("metric")),
+                f"{t.get('variant')} vs {t.get('control_variant', 'control')}",
+                count(u.get("users")),
+                count(u.get("control_users")),
+                interval(u.get("absolute_lift_ci"), signs=True),
+                p_value(u.get("p_value")),
+                p_value(u.get("adjusted_p_value")) if "adjusted_p_value" in u else "",
+                "yes" if u.get("significant") else "no",
+                fixed(u.get("design_effect"), 2),
+            ]
+        )
+    return Table(
+        [
+            "Segment",
+            "Metric",
+            "Comparison",
+            "Users",
+            "Control users",
+            "Lift CI",
+            "p-value",
+            "Adjusted p",
+            "Significant",
+            "Design effect",
+        ],
+        rows,
+        "Per user: the same tests with the variance at the randomization unit",
+        numeric=(3, 4, 6, 7, 9),
+    )
 
 
 def experiment_segments_section(
@@ -377,7 +461,7 @@ def srm_section(srm: dict[str, Any]) -> Section:
                 [
                     scope,
                     str(arm),
-                    str(observed.get(arm, 0)),
+                    count(observed.get(arm, 0)),
                     fixed(share * total_obs, 2),
                     percent(float(observed.get(arm, 0)) / total_obs if total_obs else 0.0),
                     percent(share),
@@ -477,7 +561,7 @@ def power_section(power: dict[str, Any]) -> Section:
             f"To detect an absolute change of {fixed(power.get('mde'))} in "
             f"{power.get('metric', '?')} from a baseline of {fixed(power.get('baseline_rate'))} "
             f"with power {fixed(power.get('power'), 2)} at alpha {fixed(power.get('alpha'), 2)}, "
-            f"each variant needs {power.get('sample_size_per_variant', '?')} units"
+            f"each variant needs {count(power.get('sample_size_per_variant', '?'))} units"
             + (f" (about {fixed(days, 1)} days of traffic)." if days is not None else ".")
         ),
         Table(["Field", "Value"], [[k, v] for k, v in flatten(power)]),

@@ -7,7 +7,7 @@ from typing import Any
 
 from recsys_eval.render.document import Chart, Paragraph, Section, Table
 from recsys_eval.render.generic import flatten, leftover_blocks, records_table
-from recsys_eval.render.numbers import fixed, p_value
+from recsys_eval.render.numbers import count, fixed, interval, p_value
 
 # -- interleaving -------------------------------------------------------------------------------
 
@@ -34,10 +34,10 @@ def interleaving_sections(il: dict[str, Any]) -> list[Section]:
             ],
             [
                 [
-                    str(il.get("requests", 0)),
-                    str(il.get("wins_a", 0)),
-                    str(il.get("wins_b", 0)),
-                    str(il.get("ties", 0)),
+                    count(il.get("requests", 0)),
+                    count(il.get("wins_a", 0)),
+                    count(il.get("wins_b", 0)),
+                    count(il.get("ties", 0)),
                     fixed(il.get("win_rate_a")),
                     fixed(il.get("win_rate_b")),
                     p_value(il["p_value"]) if "p_value" in il else "0 (omitted)",
@@ -87,15 +87,7 @@ def interleaving_sections(il: dict[str, Any]) -> list[Section]:
     out = [sec]
     segments = il.get("by_segment") or {}
     if segments:
-        seg = Section("Interleaving by Segment", "interleaving-segments")
-        rows = [
-            {"segment": key, **{k: v.get(k) for k in IL_COUNTS if k in v}}
-            for key, v in segments.items()
-        ]
-        seg.add(records_table(rows))
-        for key, v in segments.items():
-            seg.add(*leftover_blocks(v, IL_COUNTS, f"Segment {key}"))
-        out.append(seg)
+        out.append(_segments_section(segments, a, b))
     known = {
         "algorithm",
         "ranker_a",
@@ -110,3 +102,75 @@ def interleaving_sections(il: dict[str, Any]) -> list[Section]:
     }
     out[-1].add(*leftover_blocks(il, known, "Other interleaving fields"))
     return out
+
+
+SEGMENT_KNOWN = {*IL_COUNTS, "sign_test", "paired", "preference", "health"}
+
+
+def _segments_section(segments: dict[str, Any], a: str, b: str) -> Section:
+    """One row per segment: wins and tests, per-user preference, paired credits; then one row
+    per segment x health check. Unknown fields still get their own tables."""
+    seg = Section("Interleaving by Segment", "interleaving-segments")
+    rows = []
+    for key, v in segments.items():
+        sign, pref, paired = (v.get(k) or {} for k in ("sign_test", "preference", "paired"))
+        rows.append(
+            [
+                str(key),
+                count(v.get("requests", 0)),
+                count(v.get("wins_a", 0)),
+                count(v.get("wins_b", 0)),
+                count(v.get("ties", 0)),
+                fixed(v.get("win_rate_a")),
+                fixed(v.get("win_rate_b")),
+                p_value(sign.get("p_value_exact", v.get("p_value"))),
+                count(pref.get("users_engaged")),
+                fixed(pref.get("share_a")),
+                interval(pref.get("ci")),
+                fixed(paired.get("credit_diff_per_pair")),
+            ]
+        )
+    seg.add(
+        Table(
+            [
+                "Segment",
+                "Requests",
+                f"Wins {a}",
+                f"Wins {b}",
+                "Ties",
+                f"Win rate {a}",
+                f"Win rate {b}",
+                "Sign test p",
+                "Engaged users",
+                f"Preference {a} (share)",
+                "Preference CI",
+                f"Credit {a} - {b} per pair",
+            ],
+            rows,
+            numeric=(1, 2, 3, 4, 5, 6, 7, 8, 9, 11),
+        )
+    )
+    checks = [
+        [
+            str(key),
+            str(c.get("name")),
+            fixed(c.get("value")),
+            fixed(c.get("threshold")),
+            "yes" if c.get("passed") else "NO",
+        ]
+        for key, v in segments.items()
+        for c in (v.get("health") or {}).get("checks") or []
+        if isinstance(c, dict)
+    ]
+    if checks:
+        seg.add(
+            Table(
+                ["Segment", "Health check", "Value", "Threshold", "Passed"],
+                checks,
+                "Health checks by segment",
+                numeric=(2, 3),
+            )
+        )
+    for key, v in segments.items():
+        seg.add(*leftover_blocks(v, SEGMENT_KNOWN, f"Segment {key}"))
+    return seg

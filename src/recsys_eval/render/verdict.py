@@ -46,15 +46,20 @@ def _experiment(decision: dict[str, Any]) -> Verdict:
         reasons = ["every primary metric improved significantly and every guardrail held"]
     policy = decision.get("policy")
     headline = (
-        f"Candidate {decision.get('candidate_variant', '?')} vs control "
-        f"{decision.get('control_variant', '?')}" + (f" ({policy} policy)" if policy else "")
+        f"{arm('Candidate', decision.get('candidate_variant', '?'))} vs "
+        f"{arm('control', decision.get('control_variant', '?'))}"
+        + (f" ({policy} policy)" if policy else "")
     )
     for p in decision.get("primary_metrics") or []:
         reasons.append(
             f"primary {p.get('metric')}: delta {signed(p.get('delta'))}, relative "
             f"{signed(p.get('relative_delta'))} (threshold {fixed(p.get('threshold'))})"
         )
-    failed = [g for g in decision.get("guardrails") or [] if not g.get("passed", True)]
+    failed = [
+        g
+        for g in decision.get("guardrails") or []
+        if not g.get("passed", True) and not guardrail_unset(g)
+    ]
     for g in failed:
         reasons.append(
             f"guardrail {g.get('metric')} breached: {fixed(g.get('value'))} over "
@@ -68,6 +73,19 @@ def _experiment(decision: dict[str, Any]) -> Verdict:
             f"alpha {fixed(srm.get('alpha'))})"
         )
     return Verdict(verdict.upper(), TONES.get(verdict, "neutral"), headline, reasons)
+
+
+def arm(role: str, name: Any) -> str:
+    """'control A'; a variant named after its role is named once: 'control', not 'control
+    control'."""
+    name = str(name)
+    return role if name.strip().lower() == role.lower() else f"{role} {name}"
+
+
+def guardrail_unset(guardrail: dict[str, Any]) -> bool:
+    """A guardrail threshold of 0 means "not configured" (the reference's rule, §5.4)."""
+    threshold = guardrail.get("threshold")
+    return isinstance(threshold, int | float) and not isinstance(threshold, bool) and threshold == 0
 
 
 def _executive(report: dict[str, Any]) -> Verdict:
