@@ -145,5 +145,5 @@ class BuildProgress:
 
     def dbt(self) -> contextlib.AbstractContextManager[None]:
         self.via = "dbt"
-        self.log.line("building models with dbt (a first run on this data and config: ~30-60 s)")
+        self.log.line("building models with dbt (no replayable plan cached for this build)")
         return self.log.ticker("building models with dbt")

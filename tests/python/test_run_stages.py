@@ -227,3 +227,21 @@ def test_plan_execute_reports_each_step() -> None:
     seen: list[tuple[int, int]] = []
     assert plan.execute(None, [], lambda done, total: seen.append((done, total))) == []
     assert seen == [(0, 0)]
+
+
+def test_a_terminal_gets_live_progress_that_clears_itself(
+    tmp_path: Path, in_repo, capsys, monkeypatch
+) -> None:
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    out = tmp_path / "report.json"
+    assert run(out) == EXIT_OK  # the plan replay (models i/N), or dbt (elapsed seconds)
+    run(tmp_path / "again.json")  # the second run of a configuration replays its plan
+    err = capsys.readouterr().err
+    assert "\rmodels: [" in err and "/" in err.split("\rmodels: [", 1)[1].split("\n", 1)[0]
+    # every live line is cleared before the next stage line, so the log lines stay whole
+    for stage_line in re.findall(r"[^\n]*recsys-eval: models: [^\n]*\n", err):
+        assert "\r" not in stage_line or stage_line.rsplit("\r", 1)[1].startswith(
+            "\033[Krecsys-eval: models:"
+        )
