@@ -192,10 +192,12 @@ def test_sigterm_during_a_run_removes_its_folder_and_kills_dbt(
     code = "import sys; from recsys_eval.cli import main; sys.exit(main(sys.argv[1:]))"
     child = subprocess.Popen(
         [sys.executable, "-c", code, "run", "--dataset", str(CONFIGS / "dataset.tiny.yaml"),
-         "--config", str(CONFIGS / "offline.ci.yaml"), "--output", str(tmp_path / "r.json")],
+         "--config", str(CONFIGS / "offline.ci.yaml"), "--output", str(tmp_path / "r.json"),
+         "--quiet"],
         cwd=ROOT,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "RECSYS_EVAL_PLAN_CACHE": "0"},  # dbt, not a replayed plan
     )  # fmt: skip
     folder = wait_for(f"{tempdirs.RUN_PREFIX}*", tmpdir_env)
     wait_for("logs", folder)  # dbt is running
