@@ -235,16 +235,45 @@ def test_reports_hold_no_secrets_and_no_unrequested_raw_values(
         f"outcomes: {{type: jsonl, path: {ROOT / 'examples/tiny/outcomes.jsonl'}}}\n"
     )
     secret = "AKIA-SUPER-SECRET-9f8e7d"
-    cfg = (CONFIGS / "offline.ci.yaml").read_text() + (
-        "artifacts:\n  manifest_uri: s3://user:pa55word@bucket/m.json\n  object_store:\n"
+    store = (
+        "  object_store:\n"
         f"    type: s3\n    s3: {{endpoint: e, bucket: b, access_key: {secret}, "
         f"secret_key: {secret}}}\n"
     )
     eval_file = tmp_path / "eval.yaml"
-    eval_file.write_text(cfg)
     out = tmp_path / "report.json"
-    code = main(["run", "--dataset", str(dataset), "--config", str(eval_file), "--output",
-                 str(out), "--pii-guard", "flag"])  # fmt: skip
+    args = ["run", "--dataset", str(dataset), "--config", str(eval_file), "--output", str(out),
+            "--pii-guard", "flag"]  # fmt: skip
+    # a manifest URI with credentials: refused before any work, the message redacted
+    eval_file.write_text(
+        (CONFIGS / "offline.ci.yaml").read_text()
+        + "artifacts:\n  manifest_uri: s3://user:pa55word@bucket/m.json\n"
+        + store
+    )
+    assert main(args) == EXIT_ERROR
+    console = capsys.readouterr()
+    assert "manifest" in console.err
+    for leaked in (secret, "pa55word"):
+        assert leaked not in console.err + console.out
+    # a manifest on disk beside S3 credentials: the report and console hold no secret
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(
+        json.dumps(
+            {
+                "v": 1,
+                "tenant": "t",
+                "surface": "s",
+                "current": {},
+                "updated_at": "2025-01-04T00:00:00Z",
+            }
+        )
+    )
+    eval_file.write_text(
+        (CONFIGS / "offline.ci.yaml").read_text()
+        + f"artifacts:\n  manifest_uri: {manifest}\n"
+        + store
+    )
+    code = main(args)
     assert code == EXIT_OK
     text = out.read_text()
     console = capsys.readouterr()
@@ -253,9 +282,6 @@ def test_reports_hold_no_secrets_and_no_unrequested_raw_values(
     report = json.loads(text)
     s3 = report["effective_config"]["eval"]["artifacts"]["object_store"]["s3"]
     assert s3["access_key"] == s3["secret_key"] == "***redacted***"
-    assert report["effective_config"]["eval"]["artifacts"]["manifest_uri"] == (
-        "s3://user:***redacted***@bucket/m.json"
-    )
     assert (
         "pii_guard: PII guard flagged 1 value(s): email address(es) in context.contact (1)"
         in (report["warnings"])
