@@ -323,6 +323,7 @@ def _run_error(dataset: Path, capsys) -> str:
             str(CONFIGS / "offline.ci.yaml"),
             "--output",
             str(out),
+            "--quiet",  # no stage lines: what is left on stderr is the error alone
         ]
     )
     err = capsys.readouterr().err
