@@ -178,3 +178,19 @@ def test_colliding_contexts_are_distinct_segments_in_the_offline_report(
     assert len(expected) == len(CONTEXTS)
     assert {key: metrics[0]["value"] for key, metrics in by_segment.items()} == expected
     assert by_segment[PLAIN_KEYS[10]] == [{"name": "hitrate@1", "value": 1}]
+    # dim_segments: each reported segment's parts as columns, unescaped (README: "where tenant = ...")
+    con = duckdb.connect(str(tmp_path / "run.duckdb"), read_only=True)
+    (schema,) = con.execute(
+        "select table_schema from information_schema.tables where table_name = 'dim_segments'"
+    ).fetchone()
+    rows = con.execute(
+        f'select segment_key, a, b from "{schema}".dim_segments '
+        "where analysis = 'offline' order by segment_key"
+    ).fetchall()
+    assert {key: {"a": a, "b": b} for key, a, b in rows} == {
+        key: decode(key) for key in by_segment
+    }
+    (hit,) = con.execute(
+        f'select segment_key from "{schema}".dim_segments where a = \'x|b=y\' and b = \'\''
+    ).fetchone()
+    assert hit == expected_key(CONTEXTS[0], SLICE_KEYS)

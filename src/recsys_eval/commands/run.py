@@ -654,6 +654,8 @@ def build_marts(
     if plugin is not None:
         select += list(plugin.selectors)
         build_vars.update(plugin.dbt_vars(cfg))
+    if _segmented(build_vars):
+        select.append("+dim_segments")  # the segment keys' parts as columns, for analysts
     progress = BuildProgress(log) if log is not None else None
     nodes = build(
         database,
@@ -753,6 +755,14 @@ def build_marts(
         for name, severity, description, failing, total in checks
     ]
     return row
+
+
+def _segmented(build_vars: dict[str, Any]) -> bool:
+    """Whether the run configures slice keys for any analysis (dim_segments then has rows)."""
+    ope = build_vars.get("recsys_eval__ope") or {}
+    return bool(ope.get("slice_keys")) or any(
+        value for name, value in build_vars.items() if name.endswith("slice_keys")
+    )
 
 
 def _relation_schema(con: Any, name: str) -> str:
