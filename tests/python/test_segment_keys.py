@@ -187,10 +187,8 @@ def test_colliding_contexts_are_distinct_segments_in_the_offline_report(
         f'select segment_key, a, b from "{schema}".dim_segments '
         "where analysis = 'offline' order by segment_key"
     ).fetchall()
-    assert {key: {"a": a, "b": b} for key, a, b in rows} == {
-        key: decode(key) for key in by_segment
-    }
+    assert {key: {"a": a, "b": b} for key, a, b in rows} == {key: decode(key) for key in by_segment}
     (hit,) = con.execute(
-        f'select segment_key from "{schema}".dim_segments where a = \'x|b=y\' and b = \'\''
+        f"select segment_key from \"{schema}\".dim_segments where a = 'x|b=y' and b = ''"
     ).fetchone()
     assert hit == expected_key(CONTEXTS[0], SLICE_KEYS)
