@@ -16,12 +16,13 @@ from typing import Any
 
 import yaml
 
-from recsys_eval.errors import ConfigError
+from recsys_eval.errors import ConfigError, RecsysEvalError
 from recsys_eval.inputs import check_input_file
 from recsys_eval.redaction import is_secret_name
 
 MODES = ("offline", "experiment", "ope", "interleaving", "aa-check")
-SOURCE_TYPES = ("jsonl", "postgres", "duckdb")
+TABULAR_TYPES = ("table", "parquet", "csv")  # recsys_eval.tabular_sources
+SOURCE_TYPES = ("jsonl", "postgres", "duckdb", *TABULAR_TYPES)
 METRIC_FAMILIES = (
     "precision", "recall", "map", "ndcg", "hitrate", "mrr", "coverage", "novelty", "diversity",
 )  # fmt: skip
@@ -42,7 +43,18 @@ class MapOf:
         self.value = value
 
 
-SOURCE = {"type": str, "path": str, "dsn": str, "query": str}
+SOURCE = {
+    "type": str, "path": str, "dsn": str, "query": str,
+    # table / parquet / csv sources (recsys_eval.tabular_sources)
+    "table": str, "schema": str, "columns": MapOf(str), "ts_unit": str, "order_by": str,
+    "layout": str,
+}  # fmt: skip
+# The contract each source's rows follow (the keys as written in the dataset file).
+SOURCE_SCHEMAS = {
+    "exposures": "exposure.v1", "outcomes": "outcome.v1", "assignments": "assignment.v1",
+    "interleaving.ranker_a": "ranklist.v1", "interleaving.ranker_b": "ranklist.v1",
+    "interleaving.outcomes": "outcome.v1", "interleaving.exposures": "interleaved_exposure.v1",
+}  # fmt: skip
 # An outcomes source may name its events as the team does: {click: [click, tap], conversion:
 # [purchase]} maps them onto the contract's types at load (event_type_map, loader).
 OUTCOME_SOURCE = {**SOURCE, "event_types": MapOf(ListOf(str))}
@@ -288,6 +300,8 @@ class Source:
     # outcomes only: source event name -> contract type (click | conversion), None: no mapping
     event_types: dict[str, str] | None = None
     event_types_key: str = ""  # where the mapping is written, e.g. outcomes.event_types
+    # table / parquet / csv: the source's block as written (table, columns, ts_unit, ...)
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -326,6 +340,7 @@ class RunConfig:
                     query=src.get("query"),
                     event_types=event_type_map(src.get("event_types")),
                     event_types_key=f"{prefix}{key}.event_types",
+                    options=dict(src),
                 )
             )
         return out
@@ -390,7 +405,7 @@ def _check_source(src: dict[str, Any] | None, where: str, dataset_file: Path) ->
     typ = src.get("type", "").lower()
     if "event_types" in src:
         _check_event_types(src["event_types"], where, dataset_file)
-        if typ != "jsonl":  # never ignored: the JSONL loader is the one that maps
+        if typ in ("postgres", "duckdb"):  # never ignored: the loaders are the ones that map
             raise ConfigError(
                 f"{dataset_file}: {where}.event_types: applies to a jsonl source in this "
                 f"version, not {typ or 'one without a type'}; map the names in your query"
@@ -405,6 +420,13 @@ def _check_source(src: dict[str, Any] | None, where: str, dataset_file: Path) ->
             raise ConfigError(f"{dataset_file}: {where}.path: required for a jsonl source")
         src["path"] = _resolve_path(src["path"], dataset_file, where)
         check_input_file(src["path"], f"{dataset_file}: {where}.path")  # not a FIFO, /proc, ...
+    elif typ in TABULAR_TYPES:  # recsys_eval.tabular_sources: checked before anything loads
+        from recsys_eval.tabular_sources import check_config
+
+        try:
+            check_config(src, where, dataset_file, SOURCE_SCHEMAS.get(where, ""))
+        except RecsysEvalError as exc:
+            raise ConfigError(str(exc)) from None
     else:
         # postgres / duckdb: loaded by recsys_eval.sql_sources (the DSN never printed)
         if not src.get("dsn") or not src.get("query", "").strip():

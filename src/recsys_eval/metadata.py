@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
-from recsys_eval.config import RunConfig
+from recsys_eval.config import TABULAR_TYPES, RunConfig
 from recsys_eval.redaction import REDACTED, redact, redact_text
 
 __all__ = ["REDACTED", "dataset_fingerprint", "effective_config", "redact", "redact_text"]
@@ -38,6 +39,9 @@ def dataset_fingerprint(cfg: RunConfig) -> str:
             parts += [src.path.name, str(size)]
             if size <= FINGERPRINT_HASH_LIMIT:
                 parts.append(sha256_file(src.path))
+        elif src.type in TABULAR_TYPES:  # not in the reference: the block as written
+            block = {k: v for k, v in src.options.items() if k != "event_types"}
+            parts.append(json.dumps(block, sort_keys=True, default=str))
         else:
             parts += [src.dsn or "", src.query or ""]
         if src.event_types is not None:  # not in the reference: only with outcomes.event_types

@@ -42,7 +42,7 @@ from typing import Any
 import duckdb
 import orjson
 
-from recsys_eval import privacy, schema_registry, tempdirs
+from recsys_eval import loader, privacy, schema_registry, tempdirs
 from recsys_eval.errors import RecsysEvalError
 from recsys_eval.fast_accept import fast_accept_for
 from recsys_eval.loader import (
@@ -63,6 +63,7 @@ from recsys_eval.loader import (
     default_table,
     ensure_raw_schema,
     layout_for,
+    source_schema,
 )
 from recsys_eval.redaction import REDACTED, redact_text
 from recsys_eval.validation import (
@@ -91,7 +92,7 @@ DUCKDB_TYPES = ("JSON", "VARCHAR", "BLOB")
 _LEDGER_COLUMNS = (
     "load_seq, load_id, schema_name, target_table, source_file, file_sha256, file_size, "
     "lines_read, rows_loaded, rows_quarantined, blank_lines, started_at, finished_at, "
-    "start_byte, bytes_loaded, first_line_no, appends_to"
+    "start_byte, bytes_loaded, first_line_no, appends_to, event_types, unmapped_event_types"
 )
 
 
@@ -345,11 +346,23 @@ def _as_bytes(value: Any) -> bytes | None:
 class _Judge:
     """Per-row verdicts, as the JSONL loader's chunk processing gives them for a line."""
 
-    def __init__(self, schema: dict[str, Any], pii_mode: str) -> None:
-        self.validator = RecordValidator(schema, representable=True)
-        self.fast = fast_accept_for(schema)
+    def __init__(
+        self,
+        schema: dict[str, Any],
+        pii_mode: str,
+        event_types: dict[str, str] | None = None,
+        event_types_key: str = "event_types",
+    ) -> None:
+        self.event_types = event_types
+        if event_types is not None:  # the rows as written; a valid one gets the contract's type
+            loader._init_worker(schema, event_types, event_types_key)
+            self.validator = RecordValidator(source_schema(schema, event_types), representable=True)
+        else:
+            self.validator = RecordValidator(schema, representable=True)
+        self.fast = fast_accept_for(schema, event_types)
         self.pii_mode = pii_mode
         self.pii: dict[str, int] = {}
+        self.unmapped: dict[str, int] = {}  # event_type name -> rows (with event_types)
 
     def rows(self, rows: list[bytes | None], first: int) -> tuple[list[bytes], list[bytes]]:
         """(`{"l": INDEX, "d": DOC}` lines to insert, quarantine entries) for rows first, ..."""
@@ -372,6 +385,11 @@ class _Judge:
             errors: list[LineError] = []
             if encoded is None:
                 verdict = self.validator.check(row)
+                if self.event_types is not None:
+                    unmapped: list[str | None] = [None]
+                    verdict = loader._map_event_type(verdict, unmapped)
+                    if unmapped[0] is not None:
+                        self.unmapped[unmapped[0]] = self.unmapped.get(unmapped[0], 0) + 1
                 encoded = verdict.encoded
                 errors = verdict.errors
             if encoded is None:
@@ -406,24 +424,33 @@ def load_sql_source(
     base_dir: Path | None = None,
     fetch_rows: int = FETCH_ROWS,
     insert_rows: int = INSERT_ROWS,
+    rows: Iterator[list[Any]] | None = None,
+    label: str | None = None,
+    event_types: dict[str, str] | None = None,
+    event_types_key: str = "event_types",
 ) -> LoadResult:
     """Validate and load the rows of one SQL source into `raw.<table>`, in one transaction.
 
     `name` is the dataset's name for the source (exposures, outcomes, ...): messages say
     `exposures (postgres:<query hash>)`. Rows identical to a load already in the table are not
     loaded again (the result says skipped_duplicate). Raises RecsysEvalError (one line, no DSN)
-    for a connection or query failure; nothing is written then."""
+    for a connection or query failure; nothing is written then.
+
+    `rows` (batches of documents) replaces the query's rows and `label` the source_file: the
+    tabular sources (recsys_eval.tabular_sources) build the documents in SQL. `event_types`
+    (outcome.v1): source event name -> contract type, as for a JSONL file."""
     t0 = time.perf_counter()
     pii = privacy.check_mode(pii_guard)
     ref = schema_registry.resolve(schema_name)
     target = check_table_name(table or default_table(ref.name))
     layout = layout_for(ref.name)
-    label = describe(source_type, query)
+    label = label or describe(source_type, query)
     who = f"{name} ({label})"
+    mapping = loader._mapping_text(event_types)
     started_at = _utcnow()
     ensure_raw_schema(con)
     _ensure_table(con, target, layout)
-    judge = _Judge(ref.schema, pii)
+    judge = _Judge(ref.schema, pii, event_types, event_types_key)
     data_sql, quarantine_sql = _insert_sql(target, layout)
     tmp_dir = tempdirs.create(tempdirs.LOAD_PREFIX)  # swept if we are killed
     digest = hashlib.sha256()
@@ -455,7 +482,9 @@ def load_sql_source(
             pending.clear()
             return moved
 
-        batches = prefetched(iter_rows(source_type, dsn, query, who, fetch_rows, base_dir))
+        if rows is None:
+            rows = iter_rows(source_type, dsn, query, who, fetch_rows, base_dir)
+        batches = prefetched(rows)
         for n_chunk, batch in enumerate(batches, 1):
             rows = [_as_bytes(v) for v in batch]
             for row in rows:
@@ -493,10 +522,18 @@ def load_sql_source(
             quarantined += moved
         sha = digest.hexdigest()
         dup = con.execute(
-            "select load_id, load_seq from raw.load_ledger where file_sha256 = ? "
+            "select load_id, load_seq, event_types from raw.load_ledger where file_sha256 = ? "
             "and target_table = ? order by load_seq limit 1",
             [sha, target],
         ).fetchone()
+        if dup is not None and dup[2] != mapping:
+            raise RecsysEvalError(
+                f"{who}: its rows were loaded into raw.{target} by load {dup[0]} with "
+                f"{loader._describe_mapping(dup[2])}; this load has "
+                f"{loader._describe_mapping(mapping)}: loading them again would hold them twice, "
+                "so nothing was written. Load it into a fresh --database, or with the earlier "
+                "load's mapping"
+            )
         if dup is not None:
             con.execute("rollback")
             return LoadResult(
@@ -518,7 +555,7 @@ def load_sql_source(
                 f"{loaded} loaded, {quarantined} quarantined)"
             )
         con.execute(
-            f"insert into raw.load_ledger ({_LEDGER_COLUMNS}) values ({', '.join('?' * 17)})",
+            f"insert into raw.load_ledger ({_LEDGER_COLUMNS}) values ({', '.join('?' * 19)})",
             [
                 seq,
                 load_id,
@@ -537,6 +574,10 @@ def load_sql_source(
                 total_bytes,
                 1,
                 None,
+                mapping,
+                None
+                if event_types is None
+                else orjson.dumps(judge.unmapped, option=orjson.OPT_SORT_KEYS).decode(),
             ],
         )
         con.execute("commit")
@@ -572,6 +613,7 @@ def load_sql_source(
         seconds=time.perf_counter() - t0,
         pii_findings=dict(judge.pii),
         end_byte=total_bytes,
+        unmapped_event_types=dict(judge.unmapped),
     )
 
 

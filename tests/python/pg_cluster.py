@@ -166,3 +166,17 @@ def start_cluster() -> Cluster:
         cluster.stop()
         raise
     return cluster
+
+
+_SHARED: list[Cluster] = []
+
+
+def shared_cluster() -> Cluster:
+    """One cluster per test session (process), started on first use and stopped at exit: the
+    SQL-source and tabular-source tests each create their own database in it."""
+    if not _SHARED:
+        import atexit
+
+        _SHARED.append(start_cluster())
+        atexit.register(_SHARED[0].stop)
+    return _SHARED[0]

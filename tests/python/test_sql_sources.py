@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from conftest import CONFIGS, EXAMPLES, ROOT
-from pg_cluster import find_bin, start_cluster
+from pg_cluster import find_bin, shared_cluster
 
 from recsys_eval.cli import main
 from recsys_eval.config import load_run_config
@@ -52,29 +52,26 @@ def pg():
             "(Debian's postgresql package) or set RECSYS_EVAL_PG_BIN"
         )
     pytest.importorskip("psycopg", reason="psycopg is not installed (pip install -e .)")
-    cluster = start_cluster()
-    try:
-        with cluster.connect() as con:
-            con.execute(f"create database {DB}")
-            con.execute(f"create role {READER} login password '{PASSWORD}'")
-        with cluster.connect(DB) as con:
-            for name, typ in (
-                ("exposures", "jsonb"),
-                ("exposures_json", "json"),
-                ("outcomes", "bytea"),
-                ("assignments", "text"),
-            ):
-                con.execute(f"create table {name} (id serial primary key, doc {typ})")
-                src = TINY["exposures" if name == "exposures_json" else name]
-                with con.cursor() as cur:
-                    for line in _lines(src):
-                        value = line.encode() if typ == "bytea" else line
-                        cur.execute(f"insert into {name} (doc) values (%s)", [value])
-            con.execute("create table bad (id int primary key, doc text)")
-            con.execute(f"grant select on all tables in schema public to {READER}")
-        yield cluster
-    finally:
-        cluster.stop()
+    cluster = shared_cluster()  # one per test session (test_tabular_sources uses it too)
+    with cluster.connect() as con:
+        con.execute(f"create database {DB}")
+        con.execute(f"create role {READER} login password '{PASSWORD}'")
+    with cluster.connect(DB) as con:
+        for name, typ in (
+            ("exposures", "jsonb"),
+            ("exposures_json", "json"),
+            ("outcomes", "bytea"),
+            ("assignments", "text"),
+        ):
+            con.execute(f"create table {name} (id serial primary key, doc {typ})")
+            src = TINY["exposures" if name == "exposures_json" else name]
+            with con.cursor() as cur:
+                for line in _lines(src):
+                    value = line.encode() if typ == "bytea" else line
+                    cur.execute(f"insert into {name} (doc) values (%s)", [value])
+        con.execute("create table bad (id int primary key, doc text)")
+        con.execute(f"grant select on all tables in schema public to {READER}")
+    return cluster
 
 
 def pg_dataset(pg, tmp_path: Path, *, url: bool = True) -> Path:

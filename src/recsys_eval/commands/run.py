@@ -522,16 +522,27 @@ def load_sources(cfg: RunConfig, database: Path, log: StageLog | None = None) ->
     from recsys_eval.event_types import unmapped_counts, unmapped_warnings
     from recsys_eval.loader import ensure_raw_schema, load_file
     from recsys_eval.sql_sources import load_source
+    from recsys_eval.tabular_sources import TABULAR_TYPES, load_tabular_source, plan_source
     from recsys_eval.warehouse import connect
 
     pii = cfg.eval.get("privacy", {}).get("pii_guard", "off")
+    # Tables and files: their columns checked against the config before anything is written.
+    plans = {
+        src.name: plan_source(src, SOURCE_TABLES[src.name][0], cfg.dataset_file.parent)
+        for src in cfg.sources()
+        if src.type in TABULAR_TYPES
+    }
     con = connect(database)
     try:
         ensure_raw_schema(con)
         results = {}
         for src in cfg.sources():
             schema, table = SOURCE_TABLES[src.name]
-            if src.type in ("postgres", "duckdb"):  # recsys_eval.sql_sources
+            if src.name in plans:  # recsys_eval.tabular_sources
+                results[src.name] = load_tabular_source(
+                    con, schema, src, table, pii, cfg.dataset_file.parent, plans[src.name]
+                )
+            elif src.type in ("postgres", "duckdb"):  # recsys_eval.sql_sources
                 base = cfg.dataset_file.parent
                 results[src.name] = load_source(con, schema, src, table, pii, base)
             else:
