@@ -19,11 +19,13 @@
 {%- set steps = 1 -%}
 {#- The walk's length comes from the built requests; where they are not built yet (compile, lint,
     docs before a build) one step keeps the SQL valid. -#}
-{%- set requests_relation = load_relation(ref('int_recsys_eval__interleaving_requests')) if execute else none -%}
-{%- if execute and requests_relation is not none -%}
-{%- set longest_sql = 'select max(case when slot_limit < items_a_count + items_b_count then slot_limit else items_a_count + items_b_count end) from ' ~ ref('int_recsys_eval__interleaving_requests') -%}
-{%- set longest = run_query(longest_sql).columns[0].values()[0] -%}
-{%- set steps = (longest or 0) | int -%}
+{%- set longest = recsys_eval.compile_time_value(
+    ref('int_recsys_eval__interleaving_requests'),
+    'select cast(max(case when slot_limit < items_a_count + items_b_count then slot_limit'
+    ~ ' else items_a_count + items_b_count end) as bigint) from '
+    ~ ref('int_recsys_eval__interleaving_requests')) -%}
+{%- if longest.value is not none -%}
+{%- set steps = longest.value | int -%}
 {%- if steps > interleaving.max_steps -%}
 {{ exceptions.raise_compiler_error(
 "interleaving: a simulated list would have " ~ steps ~ " items, more than var "
@@ -32,6 +34,7 @@
 {%- endif -%}
 {%- endif -%}
 {%- set steps = [steps, 1] | max %}
+{{ longest.marker }}
 
 with
 

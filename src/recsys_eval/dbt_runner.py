@@ -85,7 +85,10 @@ def build(
         steps = plan_mod.load(replay[0], replay[1])
         if steps is not None:
             on_step = progress.step if progress is not None else None
-            return run_plan(database, steps, work_dir, memory_limit, on_step)
+            try:
+                return run_plan(database, steps, work_dir, memory_limit, on_step)
+            except plan_mod.PlanStale:
+                pass  # a data-dependent model compiles differently now: build with dbt
     target_path = work_dir / "dbt-target"
     cache_entry = parse_cache_entry(proj, database, dbt_vars) if parse_cache else None
     restore_parse_state(cache_entry, target_path)

@@ -14,6 +14,10 @@ and dbt-duckdb versions, the database's catalog name (the file name's stem, whic
 relation), the vars (as passed to dbt, encoded) and the selection. A model whose SQL depends on
 the data (it calls run_query, statement, load_relation ... at compile time) makes the build
 uncachable: it always runs through dbt. So do `--full-tests` builds (dbt's unit tests need dbt).
+The one exception is a value read through the macro `recsys_eval.compile_time_value` (the
+simulated interleaving's walk length): its compiled SQL carries a guard, the query and the value
+it returned; replay runs the query again just before that model and goes on only when the value
+is the same. Otherwise the replay stops (PlanStale) and the run builds with dbt.
 
 Plans live in the per-user cache folder (see dbt_runner.parse_cache_dir; mode 0700, files 0600)
 and are used only when owned by this user and not writable by others: a plan is SQL that runs.
@@ -26,6 +30,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable
@@ -48,7 +53,14 @@ INTROSPECTION_MACROS = frozenset(
         "macro.dbt.get_relation",
     }
 )
+# The macro that reads the database at compile time under a replay guard (see the docstring).
+GUARDED_MACRO = "macro.recsys_eval.compile_time_value"
+GUARD = re.compile(r"/\* recsys_eval\.plan_guard (\{.*?\}) \*/")
 MAX_PLANS = 32
+
+
+class PlanStale(Exception):
+    """A guarded compile-time value differs from the plan's: the SQL must be compiled again."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +154,8 @@ def plan_key(
 
 
 def _macro_closure(manifest: dict[str, Any], roots: list[str]) -> set[str]:
+    """The macros `roots` call, directly or not, but not what the guarded macro calls (its
+    introspection is checked at replay time)."""
     macros = manifest.get("macros", {})
     seen: set[str] = set()
     todo = list(roots)
@@ -150,6 +164,8 @@ def _macro_closure(manifest: dict[str, Any], roots: list[str]) -> set[str]:
         if name in seen:
             continue
         seen.add(name)
+        if name == GUARDED_MACRO:
+            continue
         todo += macros.get(name, {}).get("depends_on", {}).get("macros", [])
     return seen
 
@@ -338,6 +354,8 @@ def execute(
             continue
         try:
             result = _run_model(con, step) if step.kind == "model" else _run_test(con, step)
+        except PlanStale:
+            raise
         except Exception as exc:  # reported like dbt's runtime errors
             name = step.unique_id.split(".")[-1]
             kind = by_id[step.unique_id].kind
@@ -350,7 +368,20 @@ def execute(
     return results
 
 
+def check_guards(con: Any, sql: str) -> None:
+    """Raise PlanStale when a guarded compile-time query of `sql` now returns another value."""
+    for match in GUARD.finditer(sql):
+        guard = json.loads(match.group(1))
+        value = con.execute(guard["sql"]).fetchone()[0]
+        now = None if value is None else str(value)
+        if now != guard["value"]:
+            raise PlanStale(
+                f"{guard['sql']!r} returned {now!r}, the plan was compiled for {guard['value']!r}"
+            )
+
+
 def _run_model(con: Any, step: Step) -> StepResult:
+    check_guards(con, step.sql)
     relation = ".".join(_quote(p) for p in (step.database, step.schema, step.identifier))
     other = "table" if step.materialized == "view" else "view"
     con.execute(f"create schema if not exists {_quote(step.database)}.{_quote(step.schema)}")

@@ -2,9 +2,10 @@
 
 Checked here: the replayed run writes the same report as the dbt build, byte for byte but for the
 run's id and time, in every mode that can be replayed, and runs no dbt process; a build whose SQL
-depends on the data (the simulated interleaving reads the longest list at compile time) is never
-replayed; a plan that someone else could have written is ignored; the key changes with any project
-file dbt reads; the executor reproduces dbt build's test outcomes, messages and skips.
+depends on the data (the simulated interleaving reads the longest list at compile time) is
+replayed only while its guard (the compile-time query and its value) holds; a plan that someone
+else could have written is ignored; the key changes with any project file dbt reads; the executor
+reproduces dbt build's test outcomes, messages and skips.
 """
 
 from __future__ import annotations
@@ -75,11 +76,67 @@ def test_a_replayed_run_writes_the_report_of_the_dbt_build(
     assert {s["kind"] for s in steps} == {"model", "test"}
 
 
-def test_a_build_whose_sql_reads_the_data_is_never_replayed(
-    tmp_path: Path, private_cache: Path
+def test_a_data_dependent_model_replays_only_while_its_guard_holds(
+    tmp_path: Path, private_cache: Path, monkeypatch
 ) -> None:
-    run_cli("dataset.interleaving.tiny.yaml", "interleaving.default.yaml", tmp_path / "r.json")
-    assert list(private_cache.glob("*.json")) == []
+    """The simulated interleaving unrolls its walk to the longest list, read at compile time
+    through recsys_eval.compile_time_value: the plan keeps the query and the value. Same data:
+    replayed without dbt. Longer lists: the guard fails, the run builds with dbt, and the report
+    is the one of a build from scratch."""
+    config = "interleaving.default.yaml"
+    built = run_cli("dataset.interleaving.tiny.yaml", config, tmp_path / "built.json")
+    plans = list(private_cache.glob("*.json"))
+    assert len(plans) == 1, plans
+    assert "recsys_eval.plan_guard" in plans[0].read_text()
+
+    started: list[list[str]] = []
+    original = subprocess.run
+
+    def counting(command, *args, **kwargs):
+        if any("dbt" in str(part) for part in command):
+            started.append(list(map(str, command)))
+        return original(command, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", counting)
+    assert run_cli("dataset.interleaving.tiny.yaml", config, tmp_path / "again.json") == built
+    assert started == []
+
+    # the same requests with one more item in r1's ranker A list: the walk needs one more step
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("ranker_a", "ranker_b", "outcomes_interleaving"):
+        shutil.copy(ROOT / "examples/tiny" / f"{name}.jsonl", data / f"{name}.jsonl")
+    lines = (data / "ranker_a.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    longest = max(len(json.loads(line)["items"]) for line in lines)
+    first["items"] += [f"extra{i}" for i in range(longest + 1)]
+    (data / "ranker_a.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    dataset = tmp_path / "dataset.yaml"
+    doc = yaml.safe_load((CONFIGS / "dataset.interleaving.tiny.yaml").read_text())
+    for source in doc["interleaving"].values():
+        source["path"] = str(data / Path(source["path"]).name)
+    dataset.write_text(yaml.safe_dump(doc))
+    changed = run_cli(str(dataset), config, tmp_path / "changed.json")
+    assert len(started) == 1  # the guard failed: dbt compiled the walk again
+    monkeypatch.setattr(subprocess, "run", original)
+    monkeypatch.setenv("RECSYS_EVAL_PLAN_CACHE", "0")
+    assert changed == run_cli(str(dataset), config, tmp_path / "fresh.json")
+    assert changed != built
+
+
+def test_a_stale_guard_stops_the_replay(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    con.execute("create table t as select 3 as n")
+    marker = '/* recsys_eval.plan_guard {"sql": "select max(n) from t", "value": "3"} */'
+    steps = [
+        plan.Step(
+            "model.x.m", "model", marker + "\nselect 1 as a", (), "table", "memory", "main", "m"
+        )
+    ]
+    assert [r.status for r in plan.execute(con, steps)] == ["success"]
+    con.execute("insert into t values (4)")
+    with pytest.raises(plan.PlanStale, match="returned '4'"):
+        plan.execute(con, steps)
 
 
 def test_a_plan_others_can_write_is_ignored(tmp_path: Path, private_cache: Path) -> None:
