@@ -818,8 +818,8 @@ def markdown(results: list[Result], reference_note: str) -> str:
         for r in results
     )
     note = (
-        "\nwarm (dbt): the repeated run did not replay the plan (the simulated interleaving "
-        "never does; else the plan key changed between the runs, e.g. a project file edited)\n"
+        "\nwarm (dbt): the repeated run did not replay the plan (the plan key changed between "
+        "the runs, e.g. a project file edited, or the simulated interleaving's longest list)\n"
     )
     return head + body + note + reference_note
 
