@@ -38,11 +38,7 @@ with
 
 source as (
 
-    {% if recsys_eval.source_mode() == 'seeds' -%}
-    select * from {{ ref('base_recsys_eval__' ~ side) }}
-    {%- else -%}
-    select * from {{ source('recsys_eval', side) }}
-    {%- endif %}
+    {{ recsys_eval.staged_source(side) }}
 
 ),
 

@@ -1,7 +1,7 @@
 {#- DuckDB: a view, so a consumer reads only the columns it needs (the context maps are never
     written); elsewhere a table -#}
 {{ config(
-    enabled=var('recsys_eval__using_assignments', true),
+    enabled=recsys_eval.using_source('assignments'),
     materialized=recsys_eval.view_on_duckdb()
 ) }}
 

@@ -1,4 +1,4 @@
-{{ config(enabled=var('recsys_eval__using_assignments', true)) }}
+{{ config(enabled=recsys_eval.using_source('assignments')) }}
 {%- set experiment = recsys_eval.experiment_config() -%}
 {%- set control_literal = 'cast(null as ' ~ dbt.type_string() ~ ')' if experiment.control_variant is none
     else recsys_eval.string_literal(experiment.control_variant) -%}

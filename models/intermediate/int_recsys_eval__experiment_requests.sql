@@ -1,6 +1,6 @@
 {#- A table: the one place the per-request joins of int_recsys_eval__requests (a view on DuckDB)
     are computed for the experiment, narrow (assigned cases, the columns the analysis reads) -#}
-{{ config(enabled=var('recsys_eval__using_assignments', true)) }}
+{{ config(enabled=recsys_eval.using_source('assignments')) }}
 {%- set experiment = recsys_eval.experiment_config() -%}
 {%- set covariate_key = experiment.cuped_covariate_key %}
 

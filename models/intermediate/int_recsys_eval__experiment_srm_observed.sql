@@ -1,4 +1,4 @@
-{{ config(enabled=var('recsys_eval__using_assignments', true)) }}
+{{ config(enabled=recsys_eval.using_source('assignments')) }}
 {%- set srm_slice_keys = recsys_eval.as_key_list(recsys_eval.config_var('recsys_eval__srm_slice_keys', [])) %}
 
 with

@@ -1,7 +1,7 @@
 {#- A view on DuckDB: fct_interleaving_impressions reads it once (one pass over the lists, no
     1M-row table written twice); a table elsewhere. -#}
 {{ config(
-    enabled=var('recsys_eval__using_rankers', true),
+    enabled=recsys_eval.using_source('rankers'),
     materialized=recsys_eval.view_on_duckdb()
 ) }}
 -- depends_on: {{ ref('stg_recsys_eval__interleaved_exposures') }}

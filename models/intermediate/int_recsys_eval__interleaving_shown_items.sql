@@ -1,4 +1,4 @@
-{{ config(enabled=var('recsys_eval__using_rankers', true)) }}
+{{ config(enabled=recsys_eval.using_source('rankers')) }}
 -- depends_on: {{ ref('int_recsys_eval__interleaving_simulated_items') }}
 -- depends_on: {{ ref('stg_recsys_eval__interleaved_exposures') }}
 -- depends_on: {{ ref('int_recsys_eval__interleaving_impressions') }}

@@ -1,4 +1,4 @@
-{{ config(enabled=var('recsys_eval__using_rankers', true)) }}
+{{ config(enabled=recsys_eval.using_source('rankers')) }}
 {#-
     The exact two-sided sign test (binomial, p = 1/2) of three counts per scope and segment:
       impressions  impressions A won against impressions B won (ties left out)

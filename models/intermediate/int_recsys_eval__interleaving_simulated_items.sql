@@ -1,4 +1,4 @@
-{{ config(enabled=var('recsys_eval__using_rankers', true)) }}
+{{ config(enabled=recsys_eval.using_source('rankers')) }}
 {#-
     The reference's interleaving (§7.2) as a bounded, unrolled picking walk: one step places one
     item. A team's pick is the first item of its own list not yet placed (the reference's cursor

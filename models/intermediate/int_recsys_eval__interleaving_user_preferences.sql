@@ -1,4 +1,4 @@
-{{ config(enabled=var('recsys_eval__using_rankers', true)) }}
+{{ config(enabled=recsys_eval.using_source('rankers')) }}
 
 with
 

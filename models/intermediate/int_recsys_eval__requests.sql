@@ -1,7 +1,7 @@
 {#- DuckDB: a view, planned with each consumer (the data-quality marts and the experiment cases read a
     few columns each; the context maps and string ids are never written); elsewhere a table -#}
 {{ config(materialized=recsys_eval.view_on_duckdb()) }}
-{%- set using_assignments = recsys_eval.config_var('recsys_eval__using_assignments', true) -%}
+{%- set using_assignments = recsys_eval.using_source('assignments') -%}
 {%- set slice_keys = recsys_eval.config_var('recsys_eval__slice_keys', []) -%}
 {%- set experiment_slice_keys = recsys_eval.config_var('recsys_eval__experiment_slice_keys', []) -%}
 

@@ -9,8 +9,8 @@
     from the same context column and the same macro as each analysis's segment_key, so the keys
     are the marts' keys exactly.
 -#}
-{%- set using_assignments = var('recsys_eval__using_assignments', true) -%}
-{%- set using_rankers = var('recsys_eval__using_rankers', true) -%}
+{%- set using_assignments = recsys_eval.using_source('assignments') -%}
+{%- set using_rankers = recsys_eval.using_source('rankers') -%}
 {%- set ope = recsys_eval.ope_options() -%}
 {%- set analyses = [
     {'name': 'offline', 'relation': ref('int_recsys_eval__requests'),

@@ -1,5 +1,5 @@
 {#- The reference's data_quality section (§3), once globally and once per tenant x surface. -#}
-{%- set using_assignments = recsys_eval.config_var('recsys_eval__using_assignments', true) -%}
+{%- set using_assignments = recsys_eval.using_source('assignments') -%}
 
 with
 

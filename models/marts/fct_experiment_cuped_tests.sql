@@ -1,4 +1,4 @@
-{{ config(enabled=var('recsys_eval__using_assignments', true)) }}
+{{ config(enabled=recsys_eval.using_source('assignments')) }}
 {%- set experiment = recsys_eval.experiment_config() -%}
 {%- set double = recsys_eval.type_double() %}
 

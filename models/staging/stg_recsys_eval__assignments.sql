@@ -1,14 +1,10 @@
-{{ config(enabled=var('recsys_eval__using_assignments', true)) }}
+{{ config(enabled=recsys_eval.using_source('assignments')) }}
 
 with
 
 source as (
 
-    {% if recsys_eval.source_mode() == 'seeds' -%}
-    select * from {{ ref('base_recsys_eval__assignments') }}
-    {%- else -%}
-    select * from {{ source('recsys_eval', 'assignments') }}
-    {%- endif %}
+    {{ recsys_eval.staged_source('assignments') }}
 
 ),
 

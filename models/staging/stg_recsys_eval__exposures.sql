@@ -2,11 +2,7 @@ with
 
 source as (
 
-    {% if recsys_eval.source_mode() == 'seeds' -%}
-    select * from {{ ref('base_recsys_eval__exposures') }}
-    {%- else -%}
-    select * from {{ source('recsys_eval', 'exposures') }}
-    {%- endif %}
+    {{ recsys_eval.staged_source('exposures') }}
 
 ),
 

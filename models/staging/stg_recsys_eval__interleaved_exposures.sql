@@ -1,14 +1,10 @@
-{{ config(enabled=var('recsys_eval__using_rankers', true)) }}
+{{ config(enabled=recsys_eval.using_source('rankers')) }}
 
 with
 
 source as (
 
-    {% if recsys_eval.source_mode() == 'seeds' -%}
-    select * from {{ ref('base_recsys_eval__interleaved_exposures') }}
-    {%- else -%}
-    select * from {{ source('recsys_eval', 'interleaved_exposures') }}
-    {%- endif %}
+    {{ recsys_eval.staged_source('interleaved_exposures') }}
 
 ),
 

@@ -2,11 +2,7 @@ with
 
 source as (
 
-    {% if recsys_eval.source_mode() == 'seeds' -%}
-    select * from {{ ref('base_recsys_eval__outcomes') }}
-    {%- else -%}
-    select * from {{ source('recsys_eval', 'outcomes') }}
-    {%- endif %}
+    {{ recsys_eval.staged_source('outcomes') }}
 
 ),
 

@@ -1,4 +1,4 @@
-{{ config(enabled=var('recsys_eval__using_rankers', true)) }}
+{{ config(enabled=recsys_eval.using_source('rankers')) }}
 -- depends_on: {{ ref('stg_recsys_eval__ranker_a_lists') }}
 -- One row per item of a ranker A list; the shared body is macros/staging/ranklist_staging.sql.
 {{ recsys_eval.ranklist_items('ranker_a') }}

@@ -6,7 +6,7 @@
     An invariant of the models' logic: tagged model_invariant (the seeds build runs it;
     `recsys-eval run` only with --full-tests).
 -#}
-{{ config(enabled=var('recsys_eval__using_assignments', true), tags=['model_invariant']) }}
+{{ config(enabled=recsys_eval.using_source('assignments'), tags=['model_invariant']) }}
 
 with
 

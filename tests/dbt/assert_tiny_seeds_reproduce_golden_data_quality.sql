@@ -9,7 +9,7 @@
         recsys_eval.config_var('recsys_eval__source', 'seeds') == 'seeds'
         and recsys_eval.config_var('recsys_eval__test_window_start', none) is none
         and recsys_eval.config_var('recsys_eval__experiment_id', none) is none
-        and recsys_eval.config_var('recsys_eval__using_assignments', true)
+        and recsys_eval.using_source('assignments')
         and recsys_eval.config_var('recsys_eval__outcomes_seed', 'recsys_eval_tiny_outcomes') == 'recsys_eval_tiny_outcomes'
     )
 ) }}

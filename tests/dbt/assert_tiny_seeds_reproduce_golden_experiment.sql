@@ -10,7 +10,7 @@
 {{ config(
     enabled=(
         recsys_eval.config_var('recsys_eval__source', 'seeds') == 'seeds'
-        and recsys_eval.config_var('recsys_eval__using_assignments', true)
+        and recsys_eval.using_source('assignments')
         and recsys_eval.config_var('recsys_eval__test_window_start', none) is none
         and recsys_eval.config_var('recsys_eval__test_window_end', none) is none
         and (recsys_eval.config_var('recsys_eval__experiment_id', none) or 'exp_123') | lower == 'exp_123'

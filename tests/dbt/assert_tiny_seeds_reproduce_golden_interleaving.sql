@@ -10,7 +10,7 @@
 {{ config(
     enabled=(
         recsys_eval.config_var('recsys_eval__source', 'seeds') == 'seeds'
-        and recsys_eval.config_var('recsys_eval__using_rankers', true)
+        and recsys_eval.using_source('rankers')
         and (recsys_eval.config_var('recsys_eval__interleaving_max_results', 0) or 0) in [0, 10]
     )
 ) }}

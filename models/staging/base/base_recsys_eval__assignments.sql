@@ -1,5 +1,5 @@
 -- Seeds mode only: the tiny assignments seed in the shape of raw.assignments.
-{{ config(enabled=(var('recsys_eval__source', 'seeds') == 'seeds' and var('recsys_eval__using_assignments', true))) }}
+{{ config(enabled=(var('recsys_eval__source', 'seeds') == 'seeds' and recsys_eval.using_source('assignments'))) }}
 
 with
 

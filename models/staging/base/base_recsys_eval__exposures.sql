@@ -1,4 +1,5 @@
 -- Seeds mode only: the tiny exposures seed in the shape of raw.exposures.
+{{ config(enabled=(var('recsys_eval__source', 'seeds') == 'seeds')) }}
 with
 
 seed as (

@@ -1,5 +1,5 @@
 -- Seeds mode only: the tiny logged interleaved lists in the shape of raw.interleaved_exposures.
-{{ config(enabled=(var('recsys_eval__source', 'seeds') == 'seeds' and var('recsys_eval__using_rankers', true))) }}
+{{ config(enabled=(var('recsys_eval__source', 'seeds') == 'seeds' and recsys_eval.using_source('rankers'))) }}
 
 with
 

@@ -1,4 +1,5 @@
 -- Seeds mode only: an outcome seed (var recsys_eval__outcomes_seed) in the shape of raw.outcomes.
+{{ config(enabled=(var('recsys_eval__source', 'seeds') == 'seeds')) }}
 with
 
 seed as (
