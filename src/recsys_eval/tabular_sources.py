@@ -47,7 +47,7 @@ from typing import Any
 
 import duckdb
 
-from recsys_eval import tempdirs
+from recsys_eval import tabular_fast, tempdirs
 from recsys_eval.errors import RecsysEvalError
 from recsys_eval.loader import LoadResult
 from recsys_eval.sql_sources import FETCH_ROWS, _duckdb_path, load_sql_source, scrub
@@ -189,6 +189,10 @@ class Plan:
     dsn: str = ""  # secrets to scrub from messages
     pg_copy: str | None = None  # Postgres: the COPY statement that fills the staging file
     pg_columns: list[tuple[str, str]] = field(default_factory=list)  # staging name, type
+    # The fast path (recsys_eval.tabular_fast): a query numbering every record, with its typed
+    # columns, whether SQL proves it valid (`ok`) and, when not, its document; None: not
+    # available for these column types.
+    stage: list[str] | None = None
 
 
 def _files(pattern: str, base_dir: Path | None) -> list[str]:
@@ -236,10 +240,10 @@ def plan_source(src: Any, schema_name: str, base_dir: Path | None = None) -> Pla
                     "directory and beside the dataset file)"
                 )
             if typ == "parquet":
-                relation = "read_parquet(?)"
+                relation = "read_parquet($1)"
             else:
                 relation = (
-                    "read_csv(?, header = true, all_varchar = true, allow_quoted_nulls = false)"
+                    "read_csv($1, header = true, all_varchar = true, allow_quoted_nulls = false)"
                 )
             plan.params = [files]
             con = duckdb.connect()
@@ -266,6 +270,8 @@ def plan_source(src: Any, schema_name: str, base_dir: Path | None = None) -> Pla
                 ) from None
             sub = _subquery(con, relation, [])
         plan.query = build_query(plan, cols, relation, sub, opts, schema_name)
+        if plan.database != ":memory:":  # the fast path reads it attached to the warehouse
+            build_query(plan, cols, f"{tabular_fast.ATTACHED}.{relation}", sub, opts, schema_name)
     except duckdb.Error as exc:
         raise RecsysEvalError(f"{who}: cannot read the source: {scrub(str(exc), dsn)}") from None
     finally:
@@ -325,7 +331,7 @@ def _plan_postgres(plan: Plan, table: str, schema: str | None) -> tuple[list[tup
     spec = "{" + ", ".join(f"'c{i}': '{t}'" for i, (_, t) in enumerate(cols)) + "}"
     renames = ", ".join(f"c{i} as {quote_ident(n)}" for i, (n, _) in enumerate(cols))
     relation = (
-        f"(select {renames} from read_csv(?, columns = {spec}, header = false, "
+        f"(select {renames} from read_csv($1, columns = {spec}, header = false, "
         "allow_quoted_nulls = false, auto_detect = false, max_line_size = 268435456))"
     )
     return cols, relation
@@ -519,9 +525,11 @@ def build_query(
     else:
         position = "row_number() over ()"
     scan = f"(select *, {position} as {POS} from {relation}) as s"
+    fast = _Fast(schema_name, present, types, ts_unit, item_fields)
     if layout != "item_rows":
         parts = [f"'\"{n}\":' || {val(n)}" for n in fields if n in present]
         doc = f"'{{' || concat_ws(',', {', '.join(parts)}) || '}}'"
+        plan.stage = fast.row_stage(doc, key, scan)
         return (
             f"select doc from (select {doc} as doc, {key} as k, {POS} from {scan}) "
             f"order by k nulls last, {POS}"
@@ -545,10 +553,256 @@ def build_query(
             parts.append(f"'\"{n}\":' || first({val(n)} {order})")
     doc = f"'{{' || concat_ws(',', {', '.join(parts)}) || '}}'"
     rid = quote_ident(present["request_id"])
+    plan.stage = fast.item_rows_stage(doc, key, scan, order, rid)
     return (
         f"select doc from (select {doc} as doc, min({key}) as k, {rid} as rid from {scan} "
         f"group by {rid}) order by k nulls last, rid"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast path: SQL proves a record valid and builds the raw table's typed columns
+
+FAST_SCHEMAS = ("exposure.v1", "outcome.v1", "assignment.v1")
+STAGE = "__rse_stage"  # the fast path's temporary table
+SMALL_INTS = INT_TYPES - {"HUGEINT", "UBIGINT", "UHUGEINT"}
+# RFC 3339 date-times that every checker accepts (a subset of what `format: date-time` allows;
+# anything else takes the validator's path, so the verdicts stay those of the validator).
+RFC3339_SUBSET = (
+    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+    r"(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
+)
+FAST_YEARS = "between 1000 and 9999"  # 4-digit years: the document path prints them the same
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class _Fast:
+    """Per raw-table column: the typed value and the SQL condition under which the record's
+    field is valid for the contract (conservative: a record SQL cannot prove valid goes to the
+    validator). `None` from `column()`: these column types have no fast path."""
+
+    def __init__(
+        self,
+        schema_name: str,
+        present: dict[str, str],
+        types: dict[str, str],
+        ts_unit: str | None,
+        item_fields: list[tuple[str, str]] | None,
+    ) -> None:
+        from recsys_eval import schema_registry
+        from recsys_eval.loader import layout_for
+
+        self.enabled = schema_name in FAST_SCHEMAS
+        self.schema = schema_registry.resolve(schema_name).schema if self.enabled else {}
+        self.layout = layout_for(schema_name)
+        self.present, self.types, self.ts_unit = present, types, ts_unit
+        self.item_fields = item_fields
+
+    def scalar(
+        self, x: str, typ: str, kind: str, prop: dict[str, Any], required: bool
+    ) -> tuple[str, str] | None:
+        base = typ.upper()
+        conds: list[str] = []
+        if kind == STRING:
+            if base != "VARCHAR" and base not in SMALL_INTS:
+                return None
+            if set(prop) - {"type", "minLength", "enum"}:
+                return None
+            typed = f"{x}::varchar"
+            if "minLength" in prop:
+                conds.append(f"length({typed}) >= {int(prop['minLength'])}")
+            if "enum" in prop:
+                conds.append(f"{typed} in ({', '.join(_lit(str(v)) for v in prop['enum'])})")
+        elif kind in (INTEGER, NUMBER):
+            if set(prop) - {"type", "minimum"}:
+                return None
+            if kind == INTEGER:
+                if base not in SMALL_INTS:
+                    return None
+                typed = f"{x}::bigint"
+            else:
+                if not (
+                    base in SMALL_INTS or base in {"FLOAT", "DOUBLE"} or base.startswith("DECIMAL")
+                ):
+                    return None
+                typed = f"{x}::double"
+                conds.append(f"isfinite({typed})")
+            if "minimum" in prop:
+                conds.append(f"{typed} >= {float(prop['minimum'])!r}")
+        elif kind == BOOLEAN:
+            if base != "BOOLEAN":
+                return None
+            typed = x
+        elif kind == TS:
+            typed_ok = self.timestamp(x, base)
+            if typed_ok is None:
+                return None
+            typed, cond = typed_ok
+            conds.append(cond)
+        elif kind == OBJECT:
+            if base != "MAP(VARCHAR, VARCHAR)":
+                return None
+            typed = x
+            conds.append(
+                f"coalesce(list_bool_and(list_transform(map_values({x}), "
+                "lambda __v: __v is not null)), true)"
+            )
+        else:
+            return None
+        cond = " and ".join(conds) or "true"
+        ok = f"({typed} is not null and {cond})" if required else f"({typed} is null or ({cond}))"
+        return typed, ok
+
+    def timestamp(self, x: str, base: str) -> tuple[str, str] | None:
+        if self.ts_unit is not None:
+            if base not in SMALL_INTS and base not in {"FLOAT", "DOUBLE"}:
+                return None
+            us = f"({x}::double * {1_000_000 if self.ts_unit == 's' else 1_000})"
+            # years 1000-9999: from 1000-01-01 to the end of 9999
+            cond = f"{us} between -30610224000000000 and 253402300799999999"
+            typed = f"case when {cond} then make_timestamp(cast(round({us}) as bigint)) end"
+            return typed, cond
+        if base == "VARCHAR":
+            typed = f"timezone('UTC', try_cast(upper({x}) as timestamptz))"
+            cond = f"regexp_full_match({x}, {_lit(RFC3339_SUBSET)}) and year({typed}) {FAST_YEARS}"
+            return typed, cond
+        if base in (TSTZ, "TIMESTAMPTZ"):
+            typed = f"timezone('UTC', {x})"
+        elif base in {"TIMESTAMP", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE"}:
+            typed = f"{x}::timestamp"
+        else:
+            return None
+        return typed, f"isfinite({typed}) and year({typed}) {FAST_YEARS}"
+
+    def item(self, ref: Any, types: dict[str, str]) -> tuple[str, str] | None:
+        """(struct, ok) of one item from its fields (`ref(name)`: the SQL of a field)."""
+        spec = self.schema["properties"]["items"]["items"]
+        props, required = spec["properties"], set(spec.get("required", []))
+        if set(types) & {"team"}:
+            return None
+        parts, oks = [], []
+        for name, typ in (
+            ("item_id", "varchar"), ("rank", "bigint"), ("propensity", "double"),
+            ("logging_propensity", "double"), ("target_propensity", "double"),
+        ):  # fmt: skip
+            if name not in types:
+                parts.append(f"'{name}': null::{typ}")
+                continue
+            got = self.scalar(ref(name), types[name], ITEM_FIELDS[name], props[name],
+                              name in required)  # fmt: skip
+            if got is None:
+                return None
+            parts.append(f"'{name}': {got[0]}")
+            oks.append(got[1])
+        return "{" + ", ".join(parts) + "}", " and ".join(oks) or "true"
+
+    def columns(self, aggregate: str | None = None) -> list[tuple[str, str]] | None:
+        """(typed, ok) per raw column (after the lineage columns); `aggregate`: item rows (the
+        request's fields from its first row, `aggregate` being the `order by` clause)."""
+        if not self.enabled:
+            return None
+        props = self.schema["properties"]
+        required = set(self.schema.get("required", []))
+        out = []
+        for column, table_type, _, _ in self.layout.columns:
+            if column == "items":
+                got = self.items(aggregate, props)
+            elif column not in self.present:
+                got = (f"null::{table_type or 'timestamp'}", "true")
+            else:
+                src = self.present[column]
+                got = self.scalar(quote_ident(src), self.types[src], FIELDS_KIND[column],
+                                  props[column], column in required)  # fmt: skip
+                if got is not None and aggregate is not None:
+                    one = f"filter (where {aggregate} = 1)"
+                    got = (f"first({got[0]}) {one}", f"first({got[1]}) {one}")
+            if got is None:
+                return None
+            out.append(got)
+        return out
+
+    def items(self, aggregate: str | None, props: dict[str, Any]) -> tuple[str, str] | None:
+        item_type = (
+            "struct(item_id varchar, rank bigint, propensity double, logging_propensity double, "
+            "target_propensity double)[]"
+        )
+        if aggregate is None:
+            if "items" not in self.present or self.item_fields is None:
+                return None
+            x = quote_ident(self.present["items"])
+            got = self.item(lambda n: f"__i.{quote_ident(n)}", dict(self.item_fields))
+            if got is None:
+                return None
+            struct, ok = got
+            typed = f"list_transform({x}, lambda __i: {struct})::{item_type}"
+            each = f"list_transform({x}, lambda __i: __i is not null and {ok})"
+            all_ok = f"coalesce(list_bool_and({each}), true)"
+            return typed, f"({x} is not null and {all_ok})"
+        names = {n: self.types[self.present[n]] for n in ITEM_FIELDS if n in self.present}
+        got = self.item(lambda n: quote_ident(self.present[n]), names)
+        if got is None:
+            return None
+        struct, ok = got
+        shown = (
+            f"{quote_ident(self.present['item_id'])} is not null or "
+            f"{quote_ident(self.present['rank'])} is not null"
+        )
+        typed = (
+            f"coalesce(list({struct} order by {aggregate}) filter (where {shown}), [])::{item_type}"
+        )
+        return typed, f"coalesce(bool_and({ok}) filter (where {shown}), true)"
+
+    def _stage(self, cols: list[tuple[str, str]], doc: str, inner_tail: str, order: str) -> str:
+        ok = "coalesce(" + " and ".join(o for _, o in cols) + ", false)"
+        typed = ", ".join(f"{t} as c{i}" for i, (t, _) in enumerate(cols))
+        names = ", ".join(f"c{i}" for i in range(len(cols)))
+        return (
+            f"select row_number() over (order by {order}) as line_no, ok, {names}, doc, "
+            f"case when ok then hash({names})::varchar else md5(doc) end as h "
+            f"from (select {ok} as ok, {typed}, case when {ok} then null else {doc} end as doc, "
+            f"{inner_tail})"
+        )
+
+    def row_stage(self, doc: str, key: str, scan: str) -> list[str] | None:
+        cols = self.columns()
+        if cols is None:
+            return None
+        create = self._stage(cols, doc, f"{key} as k, {POS} from {scan}", f"k nulls last, {POS}")
+        return [f"create temp table {STAGE} as {create}"]
+
+    def item_rows_stage(
+        self, doc: str, key: str, scan: str, order: str, rid: str
+    ) -> list[str] | None:
+        """Numbered requests with their typed columns (a request's fields from its first item
+        by rank, `__rse_n = 1`); the documents of the requests not proven valid are built in a
+        second statement, for those requests only."""
+        cols = self.columns("__rse_n")
+        if cols is None:
+            return None
+        ok = "coalesce(" + " and ".join(o for _, o in cols) + ", false)"
+        typed = ", ".join(f"{t} as c{i}" for i, (t, _) in enumerate(cols))
+        names = ", ".join(f"c{i}" for i in range(len(cols)))
+        numbered = (
+            f"(select *, row_number() over (partition by {rid} {order}) as __rse_n from {scan})"
+        )
+        create = (
+            f"select row_number() over (order by k nulls last, rid) as line_no, ok, {names}, "
+            f"null::varchar as doc, hash({names})::varchar as h, rid from (select {ok} as ok, "
+            f"{typed}, min({key}) as k, {rid} as rid from {numbered} group by {rid})"
+        )
+        docs = (
+            f"update {STAGE} set doc = d.doc, h = md5(d.doc) from (select {doc} as doc, {rid} as "
+            f"rid from {scan} where exists (select 1 from {STAGE} as b where not b.ok and b.rid "
+            f"is not distinct from {rid}) group by {rid}) as d where not {STAGE}.ok and "
+            f"{STAGE}.rid is not distinct from d.rid"
+        )
+        return [f"create temp table {STAGE} as {create}", docs]
+
+
+FIELDS_KIND = {name: kind for fields in FIELDS.values() for name, kind in fields.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -631,6 +885,9 @@ def load_tabular_source(
     """Load a table / parquet / csv source (a `recsys_eval.config.Source`) into raw.<table>."""
     if plan is None:
         plan = plan_source(src, schema_name, base_dir)
+    event_types = getattr(src, "event_types", None)
+    if tabular_fast.available(plan, pii_guard, event_types):
+        return tabular_fast.load_fast(con, schema_name, plan, table, _copy_postgres)
     return load_sql_source(
         con, schema_name, src.name, src.type, plan.dsn, plan.query, table,
         pii_guard=pii_guard, base_dir=base_dir, rows=iter_docs(plan, fetch_rows),

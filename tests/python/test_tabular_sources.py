@@ -21,7 +21,7 @@ from recsys_eval.cli import main
 from recsys_eval.config import Source
 from recsys_eval.errors import EXIT_OK, RecsysEvalError
 from recsys_eval.loader import ensure_raw_schema, load_file
-from recsys_eval.tabular_sources import load_tabular_source
+from recsys_eval.tabular_sources import load_tabular_source, plan_source
 
 TS = "2025-01-01T00:0{}:00Z"
 ITEMS_TYPE = "struct(item_id varchar, rank bigint, propensity double)[]"
@@ -160,6 +160,41 @@ def test_the_corpus_gets_the_jsonl_verdicts(typ, corpus_files, jsonl_verdicts, t
     # The same rows again: not loaded twice.
     again = load_tabular_source(con, "exposure.v1", src, "exposures", base_dir=tmp_path)
     assert again.skipped_duplicate
+
+
+def _contents(con: duckdb.DuckDBPyConnection) -> tuple[list, list]:
+    rows = con.execute(
+        "select * exclude (load_id, load_seq, source_file) from raw.exposures order by line_no"
+    ).fetchall()
+    bad = con.execute("select line_no, raw_text, errors from raw.quarantine order by line_no")
+    return rows, bad.fetchall()
+
+
+@pytest.mark.parametrize("layout", ["nested", "item_rows"])
+def test_the_fast_path_stores_what_the_validator_path_stores(layout, corpus_files, tmp_path):
+    """SQL proves most rows valid and inserts them typed (recsys_eval.tabular_fast); with the PII
+    guard on (flag: nothing rejected) every row takes the validator's path: same rows, same
+    values, same quarantine."""
+    path = corpus_files / "exposures.parquet"
+    if layout == "item_rows":
+        path = tmp_path / "rows.parquet"
+        duckdb.execute(
+            "copy (select request_id, user_id, ts, i.item_id, i.rank, i.propensity, latency_ms, "
+            "error from (select *, unnest(case when len(items) = 0 then [null] else items end) "
+            f"as i from read_parquet(?) where items is not null)) to '{path}'",
+            [str(corpus_files / "exposures.parquet")],
+        )
+    src = _source("exposures", "parquet", path=str(path), layout=layout)
+    plan = plan_source(src, "exposure.v1", tmp_path)
+    assert plan.stage is not None  # these column types have the fast path
+    results = []
+    for guard in ("off", "flag"):
+        con = duckdb.connect(str(tmp_path / f"{guard}.duckdb"))
+        ensure_raw_schema(con)
+        load_tabular_source(con, "exposure.v1", src, "exposures", guard, tmp_path)
+        results.append(_contents(con))
+    assert results[0] == results[1]
+    assert len(results[0][0]) == 3 and len(results[0][1]) >= 9
 
 
 # --- Postgres ---------------------------------------------------------------------------------
@@ -302,8 +337,6 @@ def test_bad_config_is_one_error_before_anything_is_written(tmp_path, options, e
     )
     db = tmp_path / "w.duckdb"
     with pytest.raises(RecsysEvalError, match=expected):
-        from recsys_eval.tabular_sources import plan_source
-
         plan_source(_source("exposures", "parquet", **options), "exposure.v1", tmp_path)
     assert not db.exists()
 

@@ -1,0 +1,173 @@
+"""The fast path of the tabular sources: SQL proves most records valid and inserts them typed.
+
+For the contracts whose fields map onto plain column types (exposure.v1, outcome.v1,
+assignment.v1 with string / integer ids, numbers, booleans, ISO / timestamp / epoch `ts`, a
+`map(varchar, varchar)` context and a list of item structs or item rows) one query in the warehouse
+connection numbers every record in the documented order and computes, per record, the raw
+table's typed columns and `ok`: SQL predicates that hold only when the contract holds (required
+fields present, minLength, enum, minimum, finite numbers, a date-time in a strict RFC 3339 subset
+with a 4-digit year, no NULL inside a context map or an item list). Those records are inserted
+as they are, never turned into JSON. Every other record (`ok` false: some rule may be broken, or
+SQL cannot tell) gets its JSON document built in SQL and is judged by the loader's one definition
+of valid, so the verdicts and the error lists are the validator's: `ok` is only ever a sufficient
+condition, never a second definition of valid. Without the fast path (other column types, the
+PII guard on, an event_types mapping) every record takes the validator's path
+(recsys_eval.sql_sources.load_sql_source).
+
+Ledger identity: file_sha256 is the SHA-256 of the records' hashes in order (DuckDB's `hash` of
+the typed columns of a record proven valid, the MD5 of the document of any other), file_size
+the number of records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from typing import Any
+
+import duckdb
+
+from recsys_eval import loader, privacy, schema_registry, tempdirs
+from recsys_eval.errors import RecsysEvalError
+from recsys_eval.loader import RAW_SCHEMA, LoadResult
+from recsys_eval.sql_sources import (
+    _LEDGER_COLUMNS,
+    _as_bytes,
+    _Judge,
+    _quarantine_bad_timestamps,
+    scrub,
+)
+
+STAGE = "__rse_stage"  # as in recsys_eval.tabular_sources
+ATTACHED = "__rse_src"  # a DuckDB source file, attached read-only to the warehouse
+FETCH = 10_000
+
+
+def available(plan: Any, pii_guard: str, event_types: dict[str, str] | None) -> bool:
+    return plan.stage is not None and pii_guard == "off" and event_types is None
+
+
+def load_fast(
+    con: duckdb.DuckDBPyConnection,
+    schema_name: str,
+    plan: Any,
+    table: str | None,
+    copy_postgres: Any,
+) -> LoadResult:
+    """Load the records of a planned tabular source through the fast path, in one transaction."""
+    t0 = time.perf_counter()
+    ref = schema_registry.resolve(schema_name)
+    target = loader.check_table_name(table or loader.default_table(ref.name))
+    layout = loader.layout_for(ref.name)
+    who, label = plan.who, plan.label
+    started_at = loader._utcnow()
+    loader.ensure_raw_schema(con)
+    loader._ensure_table(con, target, layout)
+    judge = _Judge(ref.schema, privacy.check_mode("off"))
+    data_sql, quarantine_sql = loader._insert_sql(target, layout)
+    tmp_dir = tempdirs.create(tempdirs.LOAD_PREFIX)
+    params = list(plan.params)
+    attached = False
+    columns = ", ".join(c[0] for c in layout.columns)
+    stage_cols = ", ".join(f"c{i}" for i in range(len(layout.columns)))
+    try:
+        if plan.pg_copy is not None:
+            staging = os.path.join(tmp_dir, "table.csv")
+            copy_postgres(plan, staging)
+            params = [staging]
+        elif plan.database != ":memory:":
+            con.execute(f"attach {loader._sql_str(plan.database)} as {ATTACHED} (read_only)")
+            attached = True
+        con.execute("begin transaction")
+        try:
+            seq = int(
+                con.execute(
+                    "select coalesce(max(load_seq), 0) + 1 from raw.load_ledger"
+                ).fetchone()[0]
+            )
+            load_id = loader._new_load_id()
+            for statement in plan.stage:
+                con.execute(statement, params if "$1" in statement else [])
+            n, fast_rows, sha = con.execute(
+                f"select count(*), count(*) filter (where ok), "
+                f"sha256(coalesce(string_agg(h, ',' order by line_no), '')) from {STAGE}"
+            ).fetchone()
+            dup = con.execute(
+                "select load_id, load_seq, event_types from raw.load_ledger where "
+                "file_sha256 = ? and target_table = ? order by load_seq limit 1",
+                [sha, target],
+            ).fetchone()
+            if dup is not None:
+                con.execute("rollback")
+                return LoadResult(
+                    load_id=dup[0], load_seq=int(dup[1]), table=target, source_file=label,
+                    file_sha256=sha, lines_read=0, rows_loaded=0, rows_quarantined=0,
+                    blank_lines=0, skipped_duplicate=True, seconds=time.perf_counter() - t0,
+                )  # fmt: skip
+            con.execute(
+                f"insert into {RAW_SCHEMA}.{target} (load_id, load_seq, source_file, line_no, "
+                f"{columns}) select ?, ?, ?, line_no, {stage_cols} from {STAGE} where ok",
+                [load_id, seq, label],
+            )
+            loaded, quarantined = int(fast_rows), 0
+            cur = con.execute(
+                f"select line_no, doc from {STAGE} where not ok order by line_no"
+            ).fetchall()
+            out: list[bytes] = []
+            bad: list[bytes] = []
+            for line_no, doc in cur:
+                good, wrong = judge.rows([_as_bytes(doc)], int(line_no))
+                out += good
+                bad += wrong
+            qparams = [load_id, seq, label, ref.name, target, started_at]
+            if bad:
+                qpath = os.path.join(tmp_dir, "q.ndjson")
+                with open(qpath, "wb") as fh:
+                    fh.write(b"\n".join(bad) + b"\n")
+                con.execute(loader._fill(quarantine_sql, qpath, 0), qparams)
+                quarantined += len(bad)
+            if out:
+                path = os.path.join(tmp_dir, "c.ndjson")
+                with open(path, "wb") as fh:
+                    fh.write(b"\n".join(out) + b"\n")
+                con.execute(loader._fill_batch(data_sql, [(path, 0)]), [load_id, seq, label])
+                moved = _quarantine_bad_timestamps(
+                    con, [path], target, ref.name, load_id, seq, label, started_at, 1, int(n)
+                )
+                loaded += len(out) - moved
+                quarantined += moved
+            if loaded + quarantined != n:
+                raise RecsysEvalError(
+                    f"internal error: counts do not add up for {who} ({n} records, {loaded} "
+                    f"loaded, {quarantined} quarantined)"
+                )
+            con.execute(f"drop table {STAGE}")
+            con.execute(
+                f"insert into raw.load_ledger ({_LEDGER_COLUMNS}) values "
+                f"({', '.join('?' * 19)})",
+                [seq, load_id, ref.name, target, label, sha, int(n), int(n), loaded, quarantined,
+                 0, started_at, loader._utcnow(), 0, int(n), 1, None, None, None],
+            )  # fmt: skip
+            con.execute("commit")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("rollback")
+            raise
+    except duckdb.Error as exc:
+        raise RecsysEvalError(
+            f"loading {who} failed, nothing was written: {scrub(str(exc), plan.dsn)}"
+        ) from None
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            con.execute(f"drop table if exists {STAGE}")
+        if attached:
+            with contextlib.suppress(duckdb.Error):
+                con.execute(f"detach {ATTACHED}")
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return LoadResult(
+        load_id=load_id, load_seq=seq, table=target, source_file=label, file_sha256=sha,
+        lines_read=int(n), rows_loaded=loaded, rows_quarantined=quarantined, blank_lines=0,
+        skipped_duplicate=False, seconds=time.perf_counter() - t0, end_byte=int(n),
+    )  # fmt: skip
