@@ -193,6 +193,7 @@ class Plan:
     # columns, whether SQL proves it valid (`ok`) and, when not, its document; None: not
     # available for these column types.
     stage: list[str] | None = None
+    position: str | None = None  # the row's position in the source, if not row_number() over ()
 
 
 def _files(pattern: str, base_dir: Path | None) -> list[str]:
@@ -249,6 +250,13 @@ def plan_source(src: Any, schema_name: str, base_dir: Path | None = None) -> Pla
             con = duckdb.connect()
             cols = _describe(con, f"select * from {relation}", plan.params)
             sub = _subquery(con, relation, plan.params)
+            if typ == "parquet" and not {"filename", "file_row_number"} & {c for c, _ in cols}:
+                # The position without numbering the rows: the file's place in the (sorted)
+                # list, then the row's in the file.
+                relation = "read_parquet($1, filename = true, file_row_number = true)"
+                plan.position = (
+                    "(coalesce(list_position($1, filename), 0)::bigint << 40) + file_row_number"
+                )
         elif is_postgres_dsn(dsn):
             cols, relation = _plan_postgres(plan, table, schema)
             sub = None
@@ -523,7 +531,7 @@ def build_query(
         tie = ", ".join(quote_ident(c) for c, _ in cols)
         position = f"row_number() over (order by {tie})"
     else:
-        position = "row_number() over ()"
+        position = plan.position or "row_number() over ()"
     scan = f"(select *, {position} as {POS} from {relation}) as s"
     fast = _Fast(schema_name, present, types, ts_unit, item_fields)
     if layout != "item_rows":

@@ -423,3 +423,17 @@ def test_the_readme_example_gives_the_jsonl_report(tmp_path, monkeypatch):
     a, b = ({k: v for k, v in r.items() if k not in volatile} for r in reports.values())
     assert a == b
     assert reports["tables"]["effective_config"]["dataset"]["exposures"]["type"] == "parquet"
+
+
+def test_ties_keep_the_files_name_order_then_row_order(tmp_path):
+    for name, ids in (("b", ["r3", "r4"]), ("a", ["r1", "r2"])):
+        rows = ", ".join(
+            f"('{i}', 'u', '{TS.format(1)}', [{{'item_id': 'x', 'rank': 1}}])" for i in ids
+        )
+        duckdb.execute(
+            f"copy (select * from (values {rows}) v(request_id, user_id, ts, items)) "
+            f"to '{tmp_path / f'part-{name}.parquet'}'"
+        )
+    con, _ = _load(tmp_path, _source("exposures", "parquet", path="part-*.parquet"))
+    got = con.execute("select request_id from raw.exposures order by line_no").fetchall()
+    assert [r for (r,) in got] == ["r1", "r2", "r3", "r4"]
