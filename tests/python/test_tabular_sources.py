@@ -437,3 +437,24 @@ def test_ties_keep_the_files_name_order_then_row_order(tmp_path):
     con, _ = _load(tmp_path, _source("exposures", "parquet", path="part-*.parquet"))
     got = con.execute("select request_id from raw.exposures order by line_no").fetchall()
     assert [r for (r,) in got] == ["r1", "r2", "r3", "r4"]
+
+
+def test_typed_columns_store_what_their_documents_store(tmp_path):
+    """Map context, timestamp with time zone, DECIMAL and integer columns: the fast path and the
+    validator's path (PII guard in flag mode) store the same values."""
+    duckdb.execute(
+        "copy (select 'r' || i as request_id, i as user_id, timestamptz '2025-03-01 10:00:00.25+02' "
+        "+ to_seconds(i) as ts, [{'item_id': i * 3, 'rank': 1, 'propensity': 0.125::decimal(9,3)}] "
+        "as items, map {'tenant': 't' || (i % 3), 'x': ''} as context, (i * 1.5)::decimal(9,2) as "
+        f"latency_ms, i % 2 = 0 as error from range(5) t(i)) to '{tmp_path / 'typed.parquet'}'"
+    )
+    src = _source("exposures", "parquet", path="typed.parquet")
+    assert plan_source(src, "exposure.v1", tmp_path).stage is not None
+    results = []
+    for guard in ("off", "flag"):
+        con = duckdb.connect(str(tmp_path / f"{guard}.duckdb"))
+        ensure_raw_schema(con)
+        load_tabular_source(con, "exposure.v1", src, "exposures", guard, tmp_path)
+        results.append(_contents(con))
+    assert results[0] == results[1]
+    assert len(results[0][0]) == 5 and results[0][1] == []
