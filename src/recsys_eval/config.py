@@ -657,6 +657,12 @@ def load_run_config(
     as_written = copy.deepcopy(dataset)
     raw_eval = _check(read_yaml(eval_file), EVAL_SPEC, "", str(eval_file)) or {}
     mode = (mode_flag or raw_eval.get("mode") or "").strip().lower()
+    written = (raw_eval.get("mode") or "").strip().lower()
+    if mode_flag and written and mode != written:
+        raise ConfigError(
+            f"--mode {mode_flag.strip()} contradicts mode: {raw_eval['mode'].strip()} in "
+            f"{eval_file}; drop one of them or make them agree"
+        )
     if not mode:
         raise ConfigError("mode must be set in config or --mode")
     if mode not in MODES:

@@ -373,6 +373,55 @@ def experiment_warnings(section: dict[str, Any]) -> list[str]:
     return out
 
 
+# -- the choice of control ---------------------------------------------------------------------
+
+CONTROL_NAMES = ("control", "ctrl", "baseline")
+
+
+def control_choice_warnings(arms: list[dict[str, Any]], exp: dict[str, Any]) -> list[str]:
+    """Say which arm was taken as control when `experiment.control_variant` does not choose one,
+    and refuse (ConfigError) the choices that are likely the wrong way round: the two biggest arms
+    tie in exposures, or an arm named like a control (control, ctrl, baseline; any case) is not
+    the biggest. `arms` are the rows of int_recsys_eval__experiment_arms, whose control is the
+    configured variant when it has exposures, else the one with the most (reference §5.5)."""
+    from recsys_eval.errors import ConfigError
+
+    observed = sorted(
+        (r for r in arms if r["is_observed"]), key=lambda r: (-int(r["exposures"]), r["variant"])
+    )
+    if not observed:
+        return []
+    configured = exp.get("control_variant") or ""
+    if configured and any(r["variant"] == configured for r in observed):
+        return []  # chosen by the config
+    sizes = ", ".join(f"{r['variant']!r} {int(r['exposures'])}" for r in observed)
+    advice = "set experiment.control_variant to choose"
+    if configured:
+        why = f"control_variant {configured!r} has no assigned exposures"
+    else:
+        why = "control_variant not set"
+    top = observed[0]
+    if len(observed) > 1 and int(observed[1]["exposures"]) == int(top["exposures"]):
+        tied = [r["variant"] for r in observed if int(r["exposures"]) == int(top["exposures"])]
+        raise ConfigError(
+            f"{why} and the arms tie in exposures ({sizes}): cannot tell which of "
+            f"{', '.join(repr(v) for v in tied)} is the control; {advice}"
+        )
+    named = [r for r in observed[1:] if str(r["variant"]).strip().lower() in CONTROL_NAMES]
+    if named:
+        biggest = repr(top["variant"])
+        raise ConfigError(
+            f"{why}: the arm {named[0]['variant']!r} is named like a control but {biggest} has "
+            f"more exposures ({sizes}), so {biggest} would be taken as control; {advice}"
+        )
+    if len(observed) == 1:
+        detail = f"the only arm: {int(top['exposures'])} exposures"
+    else:
+        others = ", ".join(f"{int(r['exposures'])} for {r['variant']!r}" for r in observed[1:])
+        detail = f"most exposures: {int(top['exposures'])} vs {others}"
+    return [f"{why}: took {top['variant']!r} as control ({detail}); {advice}"]
+
+
 # -- A/A check ----------------------------------------------------------------------------------
 
 

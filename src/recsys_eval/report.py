@@ -70,12 +70,22 @@ def with_checks(section: dict[str, Any], checks: list[dict[str, Any]]) -> dict[s
     return {**section, "checks": checks}
 
 
-def join_rate_warnings(section: dict[str, Any], minimum: float) -> list[str]:
-    """The product docs' advice: trust KPI movement only at a join rate of about 95 % or more."""
+def join_rate_warnings(
+    section: dict[str, Any], minimum: float, with_assignments: bool = False
+) -> list[str]:
+    """Join rates that mean the data is broken, below the product docs' 95 %:
+    `low_outcome_join_rate` (outcomes whose request_id matches no exposure: a logging or
+    request_id bug) and, in experiment and aa-check, `low_assignment_join_rate` (assignments
+    with no kept exposure). exposure_join_rate (the share of exposures with any outcome) is a
+    click-through-like rate on healthy data, so it stays in the report but never warns."""
     join = section["join_integrity"]
+    names = ["outcome_join_rate"]
+    if with_assignments:
+        names.append("assignment_join_rate")
+    counts = {"outcome_join_rate": "outcome_count", "assignment_join_rate": "assignments_count"}
     out = []
-    for name in ("exposure_join_rate", "outcome_join_rate"):
-        if join[name] < minimum:
+    for name in names:
+        if join[counts[name]] and join[name] < minimum:
             out.append(f"low_{name}: {join[name]:.4f} is below {minimum:g}")
     return out
 

@@ -26,6 +26,7 @@ from recsys_eval.errors import (
 from recsys_eval.experiment_report import (
     EXPERIMENT_MARTS,
     aa_check_section,
+    control_choice_warnings,
     decide,
     experiment_highlights,
     experiment_section,
@@ -814,7 +815,7 @@ def assemble_report(
     with_assignments = cfg.mode in ("experiment", "aa-check")
     dq = with_checks(data_quality_section(row, with_assignments), row["checks"])
     cases = int(row["exposure_count"]) - int(row["duplicate_exposure_request_ids"])
-    warnings = join_rate_warnings(dq, MIN_JOIN_RATE)
+    warnings = join_rate_warnings(dq, MIN_JOIN_RATE, with_assignments)
     warnings += [
         f"data_quality_{c['check_name']}: {c['failing_rows']} of {c['total_rows']}"
         for c in dq["checks"]
@@ -880,6 +881,11 @@ def assemble_report(
     if cfg.mode in ("experiment", "aa-check"):
         exp = cfg.eval["experiment"]
         marts = row["experiment_marts"]
+        if cfg.mode == "experiment":  # refuses a control that is likely the wrong way round
+            control_notes = control_choice_warnings(marts["int_recsys_eval__experiment_arms"], exp)
+            for note in control_notes:
+                print(f"warning: {note}", file=sys.stderr)
+            warnings += control_notes
         section = experiment_section(marts, exp)
         cases = sum(v["exposures"] for v in section["variants"])
         report["summary"]["cases_evaluated"] = cases
