@@ -458,3 +458,51 @@ def test_typed_columns_store_what_their_documents_store(tmp_path):
         results.append(_contents(con))
     assert results[0] == results[1]
     assert len(results[0][0]) == 5 and results[0][1] == []
+
+
+def _table_contents(con: duckdb.DuckDBPyConnection, table: str) -> tuple[list, list]:
+    rows = con.execute(
+        f"select * exclude (load_id, load_seq, source_file) from raw.{table} order by line_no"
+    ).fetchall()
+    bad = con.execute("select line_no, raw_text, errors from raw.quarantine order by line_no")
+    return rows, bad.fetchall()
+
+
+@pytest.mark.parametrize(
+    ("schema", "table", "sql", "expected_bad"),
+    [
+        (
+            "outcome.v1", "outcomes",
+            "select * from (values ('r1', 'u1', 'i1', 'click', 1.0, '2025-01-01T00:00:01Z'), "
+            "('r2', 'u2', '', 'click', null, '2025-01-01T00:00:02Z'), "
+            "('r3', 'u3', 'i3', 'view', 1.0, '2025-01-01T00:00:03Z'), "
+            "('r4', 'u4', 'i4', 'conversion', 'nan'::double, '2025-01-01T00:00:04Z'), "
+            "('r5', 'u5', 'i5', 'click', 2.0, '2025-01-01t00:00:05z'), "
+            "('r6', null, 'i6', 'click', 2.0, '2025-13-01T00:00:06Z')) "
+            "v(request_id, user_id, item_id, event_type, value, ts)",
+            {2: ["minLength"], 3: ["enum"], 4: ["type"], 6: ["format", "required"]},
+        ),
+        (
+            "assignment.v1", "assignments",
+            "select * from (values ('e', 'A', 'r1', 'u1', timestamp '2025-01-01 00:00:01', "
+            "map {'k': 'v'}), ('e', '', 'r2', 'u2', timestamp '2025-01-01 00:00:02', map {'k': 'v'}), "
+            "('e', 'B', 'r3', 'u3', timestamp '2025-01-01 00:00:03', map {'k': null}), "
+            "(null, 'B', 'r4', 'u4', null, null)) "
+            "v(experiment_id, variant, request_id, user_id, ts, context)",
+            {2: ["minLength"], 3: ["type"], 4: ["required", "required"]},
+        ),
+    ],
+)  # fmt: skip
+def test_outcomes_and_assignments_on_both_paths(tmp_path, schema, table, sql, expected_bad):
+    duckdb.execute(f"copy ({sql}) to '{tmp_path / 't.parquet'}'")
+    src = _source(table, "parquet", path="t.parquet")
+    assert plan_source(src, schema, tmp_path).stage is not None
+    results = []
+    for guard in ("off", "flag"):
+        con = duckdb.connect(str(tmp_path / f"{guard}.duckdb"))
+        ensure_raw_schema(con)
+        load_tabular_source(con, schema, src, table, guard, tmp_path)
+        results.append(_table_contents(con, table))
+    assert results[0] == results[1]
+    rules = {n: sorted(e["rule"] for e in json.loads(errs)) for n, _, errs in results[0][1]}
+    assert rules == expected_bad
