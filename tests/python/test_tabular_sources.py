@@ -415,8 +415,8 @@ def test_the_readme_example_gives_the_jsonl_report(tmp_path, monkeypatch):
     for name, ds in (("jsonl", CONFIGS / "dataset.tiny.yaml"),
                      ("tables", tmp_path / "dataset.tables.yaml")):  # fmt: skip
         out = tmp_path / f"{name}.json"
-        args = ["run", "--dataset", str(ds), "--config", str(CONFIGS / "experiment.default.yaml")]
-        assert main([*args, "--mode", "experiment", "--output", str(out)]) == EXIT_OK
+        args = ["run", "--dataset", str(ds), "--config", str(CONFIGS / "offline.ci.yaml")]
+        assert main([*args, "--output", str(out)]) == EXIT_OK
         reports[name] = json.loads(out.read_text())
     volatile = {"run_id", "created_at", "timings", "effective_config",
                 "input_dataset_fingerprint"}  # fmt: skip
