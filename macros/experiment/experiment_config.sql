@@ -16,8 +16,11 @@
       cuped_covariate_key                  string or none ('' -> none)
       srm_min_share_deviation              number in [0, 1) (the practical-size gate of SRM; 0 = off)
       guardrail_alpha                      number in (0, 1)
-      guardrail_margins                    list of {metric, margin} in the order error_rate, empty_rate,
-                                           latency_mean_relative (a subset; {} -> []); margins >= 0
+      guardrail_margins                    list of {metric, margin, relative} in the order error_rate,
+                                           empty_rate, latency_mean (a subset; {} -> []); margins >= 0;
+                                           the var maps a metric to a margin (absolute for the rates,
+                                           relative for latency_mean) or to {margin, relative};
+                                           latency_mean_relative is latency_mean, relative
     null for any scalar var means the reference's default. The reference silently replaces some
     invalid values (an unknown method reads as fdr_bh, alpha outside (0, 1) as 0.05); here they are
     errors, and the caller (the CLI) applies those normalisations before passing vars.
@@ -154,7 +157,9 @@
     {%- endif -%}
     {%- do config.update({'guardrail_alpha': guardrail_alpha}) -%}
 
-    {%- set guardrail_metrics = ['error_rate', 'empty_rate', 'latency_mean_relative'] -%}
+    {#- the tested guardrails and whether each margin is relative by default (today's types) -#}
+    {%- set guardrail_metrics = ['error_rate', 'empty_rate', 'latency_mean'] -%}
+    {%- set relative_by_default = {'error_rate': false, 'empty_rate': false, 'latency_mean': true} -%}
     {%- set margins = recsys_eval.config_var('recsys_eval__experiment_guardrail_margins', {}) -%}
     {%- if margins is none or margins == '' -%}
         {%- set margins = {} -%}
@@ -166,21 +171,36 @@
     {%- set normalised = {} -%}
     {%- for key, raw in margins.items() -%}
         {%- set metric = key | string | trim | lower -%}
+        {#- latency_mean_relative: the earlier name of latency_mean with a relative margin -#}
+        {%- set legacy_relative = metric == 'latency_mean_relative' -%}
+        {%- set metric = 'latency_mean' if legacy_relative else metric -%}
         {%- if metric not in guardrail_metrics -%}
             {{ exceptions.raise_compiler_error(
                 "var recsys_eval__experiment_guardrail_margins: unknown metric '" ~ key
                 ~ "' (allowed: " ~ guardrail_metrics | join(', ') ~ ")") }}
         {%- endif -%}
-        {%- if raw is boolean or raw is not number or raw < 0 -%}
+        {%- if raw is mapping -%}
+            {%- set margin = raw.get('margin') -%}
+            {%- set relative = raw.get('relative', relative_by_default[metric]) -%}
+            {%- if relative is not boolean -%}
+                {{ exceptions.raise_compiler_error(
+                    "var recsys_eval__experiment_guardrail_margins: relative of '" ~ metric
+                    ~ "' must be true or false, got: " ~ relative) }}
+            {%- endif -%}
+        {%- else -%}
+            {%- set margin = raw -%}
+            {%- set relative = legacy_relative or relative_by_default[metric] -%}
+        {%- endif -%}
+        {%- if margin is boolean or margin is not number or margin < 0 -%}
             {{ exceptions.raise_compiler_error(
                 "var recsys_eval__experiment_guardrail_margins: the margin of '" ~ metric
-                ~ "' must be a number >= 0, got: " ~ raw) }}
+                ~ "' must be a number >= 0, got: " ~ margin) }}
         {%- endif -%}
-        {%- do normalised.update({metric: raw}) -%}
+        {%- do normalised.update({metric: {'metric': metric, 'margin': margin, 'relative': relative}}) -%}
     {%- endfor -%}
     {%- set guardrail_margins = [] -%}
     {%- for metric in guardrail_metrics if metric in normalised -%}
-        {%- do guardrail_margins.append({'metric': metric, 'margin': normalised[metric]}) -%}
+        {%- do guardrail_margins.append(normalised[metric]) -%}
     {%- endfor -%}
     {%- do config.update({'guardrail_margins': guardrail_margins}) -%}
 

@@ -127,6 +127,22 @@
 
 
 {#-
+    experiment_reason_number(expression, kind='value'): a number of a decision reason as an
+    experiment_reason part ({'sql': text}): 'value' with 4 significant digits, 'p' (a p-value or an
+    alpha) with 3, 'percent' (a relative lift) times 100 with 2 decimals and '%'; 'n/a' when null.
+    Not SQL itself (it calls the dispatched format macros), so not dispatched.
+-#}
+{% macro experiment_reason_number(expression, kind='value') -%}
+    {%- if kind == 'percent' -%}
+        {%- set text = dbt.concat([recsys_eval.format_fixed('(' ~ expression ~ ') * 100.0e0', 2), "'%'"]) -%}
+    {%- else -%}
+        {%- set text = recsys_eval.format_general(expression, 3 if kind == 'p' else 4) -%}
+    {%- endif -%}
+    {{ return({'sql': 'coalesce(' ~ text ~ ", 'n/a')"}) }}
+{%- endmacro %}
+
+
+{#-
     format_fixed(expression, digits): a double as text with `digits` decimals, as Python's
     f"{x:.<digits>f}" (correctly rounded on DuckDB; Java's formatter on Spark rounds a decimal tie
     half up, so a value exactly halfway between two outputs can print one unit higher there).

@@ -9,7 +9,12 @@
     ('error_rate', 'pass_error_rate'),
     ('empty_rate', 'pass_empty_rate'),
 ] -%}
-{%- set non_inferiority = ['error_rate', 'empty_rate', 'latency_mean_relative'] -%}
+{%- set non_inferiority = ['error_rate', 'empty_rate', 'latency_mean'] -%}
+{%- set margin_texts = {} -%}
+{%- for entry in experiment.guardrail_margins -%}
+{%- do margin_texts.update({entry.metric: ('+' ~ ('%g' | format(entry.margin * 100)) ~ '% relative') if entry.relative
+        else ('+' ~ ('%g' | format(entry.margin)) ~ ' absolute')}) -%}
+{%- endfor -%}
 {%- set join_rates = ['assignment_join_rate', 'outcome_join_rate'] -%}
 {%- set min_join_percent = '%g' | format(decision.min_join_rate * 100) -%}
 {%- set double_literal = recsys_eval.experiment_double_literal -%}
@@ -21,6 +26,13 @@
         "max(case when guardrail_tests.guardrail = " ~ recsys_eval.string_literal(guardrail)
         ~ " and guardrail_tests.test_status = 'ok' and not coalesce(guardrail_tests.is_non_inferior, false)"
         ~ " then 1 else 0 end) = 1 as is_" ~ guardrail ~ "_not_shown") -%}
+{#- the candidate's test of that guardrail, for its reason: both arms' values, p-value and alpha -#}
+{%- for column, alias in [('control_value', 'control'), ('variant_value', 'candidate'), ('p_value', 'p_value'),
+        ('alpha', 'alpha')] -%}
+{%- do not_shown_columns.append(
+        "max(case when guardrail_tests.guardrail = " ~ recsys_eval.string_literal(guardrail)
+        ~ " then guardrail_tests." ~ column ~ " end) as " ~ guardrail ~ "_ni_" ~ alias) -%}
+{%- endfor -%}
 {%- endfor -%}
 {%- set evidence_columns = [] -%}
 {%- for metric in known_metrics -%}
@@ -47,6 +59,9 @@
 {%- endfor -%}
 {%- for guardrail in non_inferiority -%}
 {%- do evidence_columns.append('not_shown.is_' ~ guardrail ~ '_not_shown') -%}
+{%- for alias in ['control', 'candidate', 'p_value', 'alpha'] -%}
+{%- do evidence_columns.append('not_shown.' ~ guardrail ~ '_ni_' ~ alias) -%}
+{%- endfor -%}
 {%- endfor -%}
 {%- set delta_columns = [] -%}
 {%- for metric in known_metrics -%}
@@ -89,6 +104,22 @@
 {%- do not_shown_flags.append('is_' ~ guardrail ~ '_not_shown') -%}
 {%- endfor %}
 
+{#- each decision metric's evidence for its reasons: both arms, the relative lift with its interval,
+    the p-values and the minimum effect -#}
+{%- set num = recsys_eval.experiment_reason_number -%}
+{%- set metric_numbers = {} -%}
+{%- for metric in decision.primary_metrics if metric in known_metrics -%}
+{%- set parts = [' (control ', num('control_' ~ metric), ', candidate ', num('candidate_' ~ metric),
+        '; relative lift ', num(metric ~ '_relative_delta', 'percent')] -%}
+{%- if metric in tested_metrics -%}
+{%- do parts.extend([' CI [', num(metric ~ '_relative_lift_ci_lower', 'percent'), ', ',
+        num(metric ~ '_relative_lift_ci_upper', 'percent'), ']; p=', num(metric ~ '_p_value', 'p'),
+        ', adjusted p=', num(metric ~ '_adjusted_p_value', 'p')]) -%}
+{%- endif -%}
+{%- do parts.append('; minimum relative lift ' ~ ('%g' | format(decision.thresholds.get(metric, 0) * 100)) ~ '%)') -%}
+{%- do metric_numbers.update({metric: parts}) -%}
+{%- endfor %}
+
 {#- the reasons, most important first; each is null unless its rule decided -#}
 {%- set reasons = [] -%}
 {%- if decision.policy == 'reference' -%}
@@ -103,31 +134,44 @@
 {%- endfor -%}
 {%- do reasons.append(recsys_eval.experiment_reason(
         "decision_rule = 'srm_detected'",
-        ['srm detected (p=', {'sql': recsys_eval.format_general('srm_p_value', 3)}, ')'])) -%}
+        ['srm detected (p=', num('srm_p_value', 'p'), ' < alpha ', num('srm_alpha', 'p'), ')'])) -%}
 {%- for guardrail, pass_column in guardrails -%}
 {%- do reasons.append(recsys_eval.experiment_reason(
-            "decision_rule = 'guardrail_breached' and not " ~ pass_column, ['guardrail breached: ' ~ guardrail])) -%}
+            "decision_rule = 'guardrail_breached' and not " ~ pass_column,
+            ['guardrail breached: ' ~ guardrail ~ ' (candidate ', num('candidate_' ~ guardrail),
+                ' > max ', num('max_' ~ guardrail), ')'])) -%}
 {%- endfor -%}
 {%- for metric in decision.primary_metrics -%}
 {%- do reasons.append(recsys_eval.experiment_reason(
             "decision_rule = 'primary_worse' and is_primary_" ~ loop.index ~ "_worse",
-            ['primary metric significantly worse: ' ~ metric])) -%}
+            ['primary metric significantly worse: ' ~ metric] + metric_numbers.get(metric, []))) -%}
 {%- endfor -%}
 {%- for guardrail in non_inferiority -%}
 {%- do reasons.append(recsys_eval.experiment_reason(
             "decision_rule = 'non_inferiority_not_shown' and is_" ~ guardrail ~ "_not_shown",
-            ['guardrail non-inferiority not shown: ' ~ guardrail])) -%}
+            ['guardrail non-inferiority not shown: ' ~ guardrail ~ ' (control ', num(guardrail ~ '_ni_control'),
+                ', candidate ', num(guardrail ~ '_ni_candidate'), '; margin ' ~ margin_texts.get(guardrail, 'n/a')
+                ~ '; p=', num(guardrail ~ '_ni_p_value', 'p'), ' >= alpha ', num(guardrail ~ '_ni_alpha', 'p'), ')'])) -%}
 {%- endfor -%}
 {%- for metric in decision.primary_metrics -%}
 {%- do reasons.append(recsys_eval.experiment_reason(
             "decision_rule in ('non_inferiority_not_shown', 'primary_better')",
-            ['primary metric significantly better: ' ~ metric])) -%}
+            ['primary metric significantly better: ' ~ metric] + metric_numbers.get(metric, []))) -%}
 {%- endfor -%}
 {%- do reasons.append(recsys_eval.experiment_reason(
         "decision_rule = 'not_better'", ['primary metrics not significantly better beyond the minimum effect'])) -%}
 {%- for metric in decision.primary_metrics -%}
+{%- if metric in known_metrics -%}
+{%- do reasons.append(recsys_eval.experiment_reason(
+            "decision_rule = 'not_better' and is_primary_" ~ loop.index ~ "_untested",
+            ['no valid test for ' ~ metric] + metric_numbers.get(metric, []))) -%}
+{%- do reasons.append(recsys_eval.experiment_reason(
+            "decision_rule = 'not_better' and not is_primary_" ~ loop.index ~ "_untested",
+            ['not significantly better beyond the minimum effect: ' ~ metric] + metric_numbers.get(metric, []))) -%}
+{%- else -%}
 {%- do reasons.append(recsys_eval.experiment_reason(
             "decision_rule = 'not_better' and is_primary_" ~ loop.index ~ "_untested", ['no valid test for ' ~ metric])) -%}
+{%- endif -%}
 {%- endfor -%}
 {%- endif -%}
 {%- set reason_columns = [] -%}

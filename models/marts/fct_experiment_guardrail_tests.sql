@@ -36,7 +36,8 @@ configured_margins as (
     {% if margins | length == 0 -%}
     select
         cast(null as {{ dbt.type_string() }}) as guardrail,
-        cast(null as {{ double }}) as margin
+        cast(null as {{ double }}) as margin,
+        cast(null as {{ dbt.type_string() }}) as margin_type
 
     from settings
     where 1 = 0
@@ -44,7 +45,8 @@ configured_margins as (
     {%- for entry in margins %}
     select
         {{ recsys_eval.string_literal(entry.metric) }} as guardrail,
-        {{ recsys_eval.experiment_double_literal(entry.margin) }} as margin
+        {{ recsys_eval.experiment_double_literal(entry.margin) }} as margin,
+        {{ "'relative'" if entry.relative else "'absolute'" }} as margin_type
     {%- if not loop.last %}
     union all
     {%- endif -%}
@@ -118,7 +120,7 @@ measures as (
 
     select
         variant_stats.variant,
-        'latency_mean_relative' as guardrail,
+        'latency_mean' as guardrail,
         3 as guardrail_position,
         coalesce(latency_moments.latency_exposures, 0) as cases,
         cast(latency_moments.latency_mean as {{ double }}) as measure_mean,
@@ -143,15 +145,15 @@ control_measures as (
 comparisons as (
 
     -- every non-control variant against the control, for each configured guardrail. Higher is worse.
-    -- H0: the variant is worse by at least the margin. Shares: p1 - p0 >= margin (absolute margin);
-    -- latency: mu1 >= (1 + margin) mu0 (relative margin). Both read mean1 - scale mean0 - offset >= 0.
+    -- H0: the variant is worse by at least the margin: mean1 - mean0 >= margin (an absolute margin) or
+    -- mean1 >= (1 + margin) mean0 (a relative one). Both read mean1 - scale mean0 - offset >= 0.
     select
         measures.variant,
         control_measures.variant as control_variant,
         measures.guardrail,
         measures.guardrail_position,
         configured_margins.margin,
-        case when measures.guardrail = 'latency_mean_relative' then 'relative' else 'absolute' end as margin_type,
+        configured_margins.margin_type,
         measures.cases,
         control_measures.cases as control_cases,
         measures.measure_mean,
@@ -159,11 +161,11 @@ comparisons as (
         measures.measure_variance,
         control_measures.measure_variance as control_measure_variance,
         case
-            when measures.guardrail = 'latency_mean_relative' then 1.0e0 + configured_margins.margin
+            when configured_margins.margin_type = 'relative' then 1.0e0 + configured_margins.margin
             else 1.0e0
         end as control_scale,
         case
-            when measures.guardrail = 'latency_mean_relative' then 0.0e0
+            when configured_margins.margin_type = 'relative' then 0.0e0
             else configured_margins.margin
         end as offset_margin
 

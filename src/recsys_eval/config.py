@@ -73,6 +73,7 @@ DATASET_SPEC: dict[str, Any] = {
 }
 
 _WINDOW = {"start": str, "end": str}
+_GUARDRAIL_MARGIN = {"margin": float, "relative": bool, "enabled": bool}
 
 EVAL_SPEC: dict[str, Any] = {
     "mode": str,
@@ -97,6 +98,10 @@ EVAL_SPEC: dict[str, Any] = {
             "max_latency_p95_ms": float,
             "max_error_rate": float,
             "max_empty_rate": float,
+            # non-inferiority margins against the control (experiment_report.GUARDRAIL_MARGINS)
+            "error_rate": _GUARDRAIL_MARGIN,
+            "empty_rate": _GUARDRAIL_MARGIN,
+            "latency_mean": _GUARDRAIL_MARGIN,
         },
         "control_variant": str,
         "primary_metrics": ListOf(str),
@@ -549,6 +554,8 @@ def _validate_for_mode(mode: str, cfg: dict[str, Any], file: Path) -> None:
             _validate_time_split(split, file)
         _validate_offline_options(cfg["offline"], file)
     policy = cfg["experiment"].get("decision", {}).get("policy", "playbook")
+    if mode in ("experiment", "aa-check"):
+        _validate_guardrail_margins(cfg["experiment"].get("guardrails", {}), file)
     if mode == "experiment" and policy.strip().lower() not in ("playbook", "reference"):
         raise ConfigError(
             f"{file}: experiment.decision.policy: must be playbook or reference, got {policy!r}"
@@ -567,6 +574,28 @@ def _validate_for_mode(mode: str, cfg: dict[str, Any], file: Path) -> None:
 
 
 OPE_ESTIMATORS = ("ips", "snips", "dr", "dm", "sndr", "switch_dr")
+
+
+def _validate_guardrail_margins(guardrails: dict[str, Any], file: Path) -> None:
+    """experiment.guardrails.<error_rate|empty_rate|latency_mean>: {margin, relative, enabled}."""
+    for name in ("error_rate", "empty_rate", "latency_mean"):
+        block = guardrails.get(name)
+        if block is None or block.get("enabled", True) is False:
+            continue
+        where = f"{file}: experiment.guardrails.{name}"
+        if "margin" not in block:
+            raise ConfigError(
+                f"{where}.margin: required (the non-inferiority margin, >= 0; "
+                f"or enabled: false to drop this test)"
+            )
+        if block["margin"] < 0:
+            raise ConfigError(f"{where}.margin: must be >= 0, got {block['margin']}")
+        relative = block.get("relative", name == "latency_mean")  # the defaults' types
+        if relative and block["margin"] >= 10:
+            raise ConfigError(
+                f"{where}.margin: a relative margin is a fraction of the control "
+                f"(0.10 = +10 %), got {block['margin']}"
+            )
 
 
 def _validate_ope_extras(ope: dict[str, Any], scale_mode: str, file: Path) -> None:

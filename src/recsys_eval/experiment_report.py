@@ -32,6 +32,15 @@ EXPERIMENT_MARTS = (
     "fct_experiment_decision",
 )
 POLICIES = ("playbook", "reference")
+# The guardrails tested for non-inferiority against the control (fct_experiment_guardrail_tests)
+# and their default margins, the decision playbook's: error rate +0.5 pp and empty rate +1 pp
+# (absolute), mean latency +10 % (relative). experiment.guardrails.<name>: {margin, relative,
+# enabled} overrides one.
+GUARDRAIL_MARGINS: dict[str, dict[str, Any]] = {
+    "error_rate": {"margin": 0.005, "relative": False},
+    "empty_rate": {"margin": 0.01, "relative": False},
+    "latency_mean": {"margin": 0.10, "relative": True},
+}
 
 
 # -- configuration -> dbt vars ------------------------------------------------------------------
@@ -69,6 +78,7 @@ def experiment_vars(exp: dict[str, Any]) -> dict[str, Any]:
             {"variant": str(k), "weight": v} for k, v in srm.get("expected", {}).items()
         ],
         "recsys_eval__experiment_cuped_covariate_key": covariate or None,
+        "recsys_eval__experiment_guardrail_margins": guardrail_margins(exp),
         # the decision (fct_experiment_decision); aa-check does not validate the policy
         "recsys_eval__experiment_decision_policy": policy if policy in POLICIES else "playbook",
         "recsys_eval__experiment_decision_guardrail_gate": bool(decision.get("guardrail_gate")),
@@ -83,6 +93,22 @@ def experiment_vars(exp: dict[str, Any]) -> dict[str, Any]:
             for k, v in decision.get("primary_thresholds", {}).items()
         ],
     }
+
+
+def guardrail_margins(exp: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The non-inferiority margins: each guardrail's default unless experiment.guardrails.<name>
+    sets it ({margin, relative}) or drops it (enabled: false)."""
+    guard = exp.get("guardrails", {})
+    out = {}
+    for name, default in GUARDRAIL_MARGINS.items():
+        block = guard.get(name) or {}
+        if block.get("enabled", True) is False:
+            continue
+        out[name] = {
+            "margin": float(block.get("margin", default["margin"])),
+            "relative": bool(block.get("relative", default["relative"])),
+        }
+    return out
 
 
 def decision_metrics(exp: dict[str, Any]) -> list[str]:

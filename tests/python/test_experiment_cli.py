@@ -134,10 +134,9 @@ def test_everything_enabled_reference_policy(tmp_path, method):
     assert cuped_ctr["absolute_lift"] == pytest.approx(
         by_variant["B"]["ctr_adjusted"] - by_variant["A"]["ctr_adjusted"], abs=1e-12
     )
-    latency = [
-        t for t in exp["guardrails"]["non_inferiority"] if t["guardrail"] == "latency_mean_relative"
-    ]
+    latency = [t for t in exp["guardrails"]["non_inferiority"] if t["guardrail"] == "latency_mean"]
     assert latency[0]["variant_value"] == 220 and latency[0]["non_inferior"] is False
+    assert (latency[0]["margin_type"], latency[0]["margin"]) == ("relative", 0.1)  # the default
     assert exp["srm"]["global"]["max_share_deviation"] == pytest.approx(1 / 6, abs=1e-12)
     decision = json.loads((tmp_path / "report.json.decision.json").read_text())
     close(
@@ -180,7 +179,7 @@ def test_playbook_decision_rolls_back_on_guardrail_breach(tmp_path):
     decision = json.loads((tmp_path / "report.json.decision.json").read_text())
     assert decision["policy"] == "playbook"
     assert decision["verdict"] == "rollback" and decision["decision"] == "fail"
-    assert decision["reasons"] == ["guardrail breached: latency_p95_ms"]
+    assert decision["reasons"] == ["guardrail breached: latency_p95_ms (candidate 220 > max 100)"]
     jsonschema.validate(decision, json.loads((REPO / "schemas" / "decision.v2.json").read_text()))
     # the decision is also a row of the kept run database, next to the marts
     with duckdb.connect(str(database), read_only=True) as con:
@@ -266,7 +265,7 @@ SKEWED = "{A: 1, B: 1000}"  # 2 : 1 observed against 1 : 1000 expected: SRM dete
             {"policy": "playbook", "expected": SKEWED, "latency": 100},
             2,
             "hold",
-            ["srm detected (p=%(srm_p).3g)"],
+            ["srm detected (p=%(srm_p).3g < alpha 0.001)"],
         ),
         # playbook, nothing significantly better: hold; revenue_per_request is never tested
         (
@@ -275,7 +274,13 @@ SKEWED = "{A: 1, B: 1000}"  # 2 : 1 observed against 1 : 1000 expected: SRM dete
             "hold",
             [
                 "primary metrics not significantly better beyond the minimum effect",
-                "no valid test for revenue_per_request",
+                # A: ctr 1/2, no revenue; B: ctr 0, revenue per request 10 (relative lift 0 when
+                # the control is 0, §5.10); ctr's p-value is the golden 0.386...
+                "not significantly better beyond the minimum effect: ctr (control 0.5, candidate 0; "
+                "relative lift -100.00%% CI [%(ctr_ci)s]; p=%(ctr_p).3g, adjusted p=%(ctr_adj).3g; "
+                "minimum relative lift 0%%)",
+                "no valid test for revenue_per_request (control 0, candidate 10; "
+                "relative lift 0.00%%; minimum relative lift 0%%)",
             ],
         ),
         # reference: every delta at or above its threshold, guardrail breach ungated: ship
@@ -310,8 +315,17 @@ def test_decision_is_the_mart_row(tmp_path, settings, exit_code, verdict, reason
     report = json.loads(out.read_text())
     decision = json.loads((tmp_path / "report.json.decision.json").read_text())
     srm_p = report["experiment"]["srm"]["global"]["p_value"]
+    ctr = report["experiment"]["significance"][0]
+    assert (ctr["metric"], ctr["p_value"]) == ("ctr", pytest.approx(0.38647623077123283, abs=TOL))
+    ci = ctr["relative_lift_ci"]
+    numbers = {
+        "srm_p": srm_p,
+        "ctr_p": ctr["p_value"],
+        "ctr_adj": ctr["adjusted_p_value"],
+        "ctr_ci": f"{100 * ci['lower']:.2f}%, {100 * ci['upper']:.2f}%",
+    }
     assert decision["verdict"] == verdict
-    assert decision["reasons"] == [r % {"srm_p": srm_p} for r in reasons]
+    assert decision["reasons"] == [r % numbers for r in reasons]
     assert decision["reason"] == (decision["reasons"] or [""])[0]
     jsonschema.validate(decision, json.loads((REPO / "schemas" / "decision.v2.json").read_text()))
     assert_decision_is_the_mart_row(database, decision)
@@ -395,7 +409,7 @@ def test_show_renders_the_decision_and_lifts(tmp_path):
     assert proc.returncode == 3, proc.stderr
     text = render(json.loads(out.read_text()))
     assert "decision: ROLLBACK (playbook policy): B vs control A" in text
-    assert "- guardrail breached: latency_p95_ms" in text
+    assert "- guardrail breached: latency_p95_ms (candidate 220 > max 100)" in text
     assert "B ctr              -0.5000 [-1.1930, +0.1930]  p=0.3865" in text
     assert "guardrail breach: B latency" in text
     assert "SRM: p=0.5637" in text

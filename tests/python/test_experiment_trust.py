@@ -6,16 +6,22 @@
 - `--mode` contradicting the config's `mode:` is refused, naming both.
 - The join-rate warnings mean broken data (outcomes or assignments that do not join), not the
   click-through-like exposure join rate.
+- Guardrail non-inferiority margins come from the eval config (experiment.guardrails.<name>:
+  {margin, relative, enabled}), change the decision, and every playbook reason carries its numbers
+  (checked against scipy and a hand computation).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from scipy import stats
 
 from recsys_eval.config import load_run_config
 from recsys_eval.errors import EXIT_ERROR, ConfigError
@@ -150,3 +156,169 @@ def cli(*args: str) -> subprocess.CompletedProcess:
         cwd=REPO,
         timeout=300,
     )
+
+
+# -- guardrail margins in the eval config --------------------------------------------------------
+
+N = 300  # requests per arm: ctr A 10 %, B 30 %; mean latency A 100 ms, B 115 ms (+15 %)
+
+
+def write_margin_dataset(folder: Path) -> Path:
+    exposures, outcomes, assignments = [], [], []
+    for arm, clicks, latencies in (("A", 30, (95, 105)), ("B", 90, (110, 120))):
+        for i in range(N):
+            rid, uid = f"{arm}{i}", f"u{arm}{i}"
+            ts = f"2025-01-01T00:{i // 60:02d}:{i % 60:02d}Z"
+            exposures.append(
+                {"request_id": rid, "user_id": uid, "ts": ts,
+                 "items": [{"item_id": "i1", "rank": 1}], "context": {"tenant": "t1"},
+                 "latency_ms": latencies[i % 2], "error": False}
+            )  # fmt: skip
+            assignments.append(
+                {
+                    "experiment_id": "exp_m",
+                    "variant": arm,
+                    "request_id": rid,
+                    "user_id": uid,
+                    "ts": ts,
+                }
+            )
+            if i < clicks:
+                outcomes.append(
+                    {"request_id": rid, "user_id": uid, "item_id": "i1", "event_type": "click",
+                     "value": 1, "ts": ts}
+                )  # fmt: skip
+    for name, rows in (
+        ("exposures", exposures),
+        ("outcomes", outcomes),
+        ("assignments", assignments),
+    ):
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dataset = folder / "dataset.yaml"
+    dataset.write_text(
+        "".join(f"{n}: {{type: jsonl, path: {folder / n}.jsonl}}\n"
+                for n in ("exposures", "outcomes", "assignments"))
+    )  # fmt: skip
+    return dataset
+
+
+MARGIN_CONFIG = """
+mode: experiment
+experiment:
+  experiment_id: exp_m
+  control_variant: A
+  primary_metrics: [ctr]
+  guardrails: %s
+  decision: {enabled: true, policy: playbook}
+"""
+
+
+@pytest.fixture(scope="module")
+def margin_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_margin_dataset(tmp_path_factory.mktemp("margins"))
+
+
+def decide_with(folder: Path, dataset: Path, guardrails: str) -> tuple[int, dict, dict]:
+    config = folder / "eval.yaml"
+    config.write_text(MARGIN_CONFIG % guardrails)
+    out = folder / "report.json"
+    proc = cli("--dataset", str(dataset), "--config", str(config), "--output", str(out))
+    assert proc.returncode in (0, 2, 3), proc.stderr
+    report = json.loads(out.read_text())
+    return proc.returncode, report, report["experiment"]["decision"]
+
+
+def g(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def test_default_latency_margin_holds_with_the_numbers(tmp_path: Path, margin_dataset) -> None:
+    """B's mean latency is 15 % above A's: non-inferiority at today's +10 % is not shown -> hold,
+    though ctr is significantly better; the reasons carry the numbers (scipy for the p-values)."""
+    code, report, decision = decide_with(tmp_path, margin_dataset, "{}")
+    assert (code, decision["verdict"]) == (2, "hold")
+    ni = {t["guardrail"]: t for t in report["experiment"]["guardrails"]["non_inferiority"]}
+    latency = ni["latency_mean"]
+    assert (latency["margin_type"], latency["margin"]) == ("relative", 0.1)
+    assert (latency["control_value"], latency["variant_value"]) == (100, 115)
+    # H0 mu1 >= 1.1 mu0: z = (115 - 110) / sqrt(25 / N + 1.1^2 * 25 / N), p = Phi(z)
+    z = (115 - 1.1 * 100) / math.sqrt(25 / N + 1.21 * 25 / N)
+    assert latency["p_value"] == pytest.approx(stats.norm.cdf(z), rel=1e-9)
+    assert decision["reasons"][0] == (
+        "guardrail non-inferiority not shown: latency_mean (control 100, candidate 115; "
+        f"margin +10% relative; p={latency['p_value']:.3g} >= alpha 0.05)"
+    )
+    # ctr 0.1 -> 0.3: the pooled two-proportion z-test (reference §5.6), by hand with scipy
+    pooled = (30 + 90) / (2 * N)
+    z_ctr = (0.3 - 0.1) / math.sqrt(pooled * (1 - pooled) * 2 / N)
+    p_ctr = 2 * stats.norm.sf(abs(z_ctr))
+    (ctr,) = [
+        t
+        for t in report["experiment"]["significance"]
+        if t["metric"] == "ctr" and "segment" not in t
+    ]
+    assert ctr["p_value"] == pytest.approx(p_ctr, rel=1e-9)
+    ci = ctr["relative_lift_ci"]
+    assert decision["reasons"][1] == (
+        f"primary metric significantly better: ctr (control {g(0.1)}, candidate {g(0.3)}; "
+        f"relative lift 200.00% CI [{100 * ci['lower']:.2f}%, {100 * ci['upper']:.2f}%]; "
+        f"p={p_ctr:.3g}, adjusted p={ctr['adjusted_p_value']:.3g}; minimum relative lift 0%)"
+    )
+    assert ci["lower"] < 2 < ci["upper"]
+
+
+@pytest.mark.parametrize(
+    "guardrails",
+    [
+        "{latency_mean: {margin: 0.25, relative: true}}",  # +25 %: 115 is below 125
+        "{latency_mean: {margin: 20, relative: false}}",  # +20 ms absolute: 115 below 120
+    ],
+)
+def test_margins_from_yaml_change_the_decision(tmp_path: Path, margin_dataset, guardrails) -> None:
+    code, report, decision = decide_with(tmp_path, margin_dataset, guardrails)
+    assert (code, decision["verdict"]) == (0, "ship")
+    latency = {t["guardrail"]: t for t in report["experiment"]["guardrails"]["non_inferiority"]}
+    relative = "relative: true" in guardrails
+    assert latency["latency_mean"]["margin_type"] == ("relative" if relative else "absolute")
+    assert latency["latency_mean"]["non_inferior"] is True
+    assert decision["reasons"][0].startswith("primary metric significantly better: ctr (control")
+
+
+@pytest.mark.parametrize(
+    ("guardrails", "message"),
+    [
+        ("{latency_mean: {relative: true}}", "experiment.guardrails.latency_mean.margin: required"),
+        ("{error_rate: {margin: -0.1}}", "experiment.guardrails.error_rate.margin: must be >= 0"),
+        ("{latency_mean: {margin: 10}}", "a relative margin is a fraction of the control"),
+        ("{latency_p99: {margin: 0.1}}", "experiment.guardrails.latency_p99: unknown key"),
+        ("{empty_rate: {margin: yes}}", "experiment.guardrails.empty_rate.margin"),
+    ],
+)
+def test_bad_margins_are_refused_naming_the_key(tmp_path: Path, guardrails, message) -> None:
+    config = tmp_path / "eval.yaml"
+    config.write_text(MARGIN_CONFIG % guardrails)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_run_config(DATASET, config)
+
+
+def test_margins_reach_dbt_with_todays_defaults() -> None:
+    from recsys_eval.experiment_report import experiment_vars
+
+    margins = experiment_vars({})["recsys_eval__experiment_guardrail_margins"]
+    assert margins == {
+        "error_rate": {"margin": 0.005, "relative": False},
+        "empty_rate": {"margin": 0.01, "relative": False},
+        "latency_mean": {"margin": 0.1, "relative": True},
+    }
+    custom = experiment_vars(
+        {
+            "guardrails": {
+                "error_rate": {"margin": 0.2, "relative": True},
+                "empty_rate": {"enabled": False},
+            }
+        }
+    )["recsys_eval__experiment_guardrail_margins"]
+    assert custom == {
+        "error_rate": {"margin": 0.2, "relative": True},
+        "latency_mean": {"margin": 0.1, "relative": True},
+    }
