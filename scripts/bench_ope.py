@@ -96,7 +96,7 @@ from recsys_eval.modes import ModeContext
 from recsys_eval.ope.plugin import collect
 cfg = RunConfig(mode="ope", dataset={}, eval=apply_defaults(json.loads(sys.argv[3])),
                 dataset_file=Path("bench.dataset.yaml"), eval_file=Path("bench.eval.yaml"))
-out = collect(ModeContext(cfg=cfg, database=Path(sys.argv[1]), schema="main"))
+out = collect(ModeContext(cfg=cfg, database=Path(sys.argv[1]), schema="recsys_eval_marts"))
 Path(sys.argv[2]).write_text(json.dumps({"section": out.section, "cases": out.cases_evaluated,
                                          "warnings": out.warnings}))
 """

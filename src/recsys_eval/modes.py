@@ -20,15 +20,28 @@ from typing import Any
 
 from recsys_eval.config import RunConfig
 
+# The schemas dbt builds into (dbt_project.yml; macros/utils/generate_schema_name.sql names them as
+# they are when recsys_eval is the root project): the staging and intermediate models, the marts.
+# The CLI passes neither recsys_eval__staging_schema nor recsys_eval__marts_schema.
+STAGING_SCHEMA = "recsys_eval_staging"
+MARTS_SCHEMA = "recsys_eval_marts"
+
+
+def model_schema(name: str) -> str:
+    """The schema of a model of the package, by its name (stg_ / int_ / base_: staging)."""
+    return STAGING_SCHEMA if name.startswith(("stg_", "int_", "base_")) else MARTS_SCHEMA
+
 
 @dataclass(frozen=True)
 class ModeContext:
     """What `collect` gets: the run database (read-write, dbt has finished), the schema the marts
-    were built in, and the run's configuration."""
+    were built in (a plug-in writes its own marts there), the schema of the staging and
+    intermediate models, and the run's configuration."""
 
     cfg: RunConfig
     database: Path
-    schema: str
+    schema: str = MARTS_SCHEMA
+    staging_schema: str = STAGING_SCHEMA
 
 
 @dataclass

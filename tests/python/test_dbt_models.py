@@ -37,7 +37,9 @@ def read_rows(database: Path, query: str) -> list[dict]:
 
 
 def global_row(database: Path) -> dict:
-    rows = read_rows(database, "select * from main.fct_data_quality where scope = 'global'")
+    rows = read_rows(
+        database, "select * from recsys_eval_marts.fct_data_quality where scope = 'global'"
+    )
     assert len(rows) == 1
     return rows[0]
 
@@ -87,7 +89,7 @@ def test_data_quality_matches_golden_reports(default_build):
 def test_data_quality_breakdown_adds_up(default_build):
     rows = read_rows(
         default_build,
-        "select * from main.fct_data_quality where scope = 'tenant_surface' order by tenant, surface",
+        "select * from recsys_eval_marts.fct_data_quality where scope = 'tenant_surface' order by tenant, surface",
     )
     assert [(row["tenant"], row["surface"]) for row in rows] == [("t1", "home"), ("t1", "search")]
     home, search = rows
@@ -115,7 +117,7 @@ def test_data_quality_breakdown_adds_up(default_build):
 
 
 def test_data_quality_checks_are_clean_on_tiny(default_build):
-    rows = read_rows(default_build, "select * from main.fct_data_quality_checks")
+    rows = read_rows(default_build, "select * from recsys_eval_marts.fct_data_quality_checks")
     assert {row["check_name"] for row in rows} == {
         "orphan_outcomes",
         "duplicate_outcome_rows",
@@ -184,4 +186,7 @@ def test_raw_mode_builds_on_empty_raw_tables(tmp_path):
     assert row["outcome_total"] == 0
     assert row["assignment_total"] == 0
     assert row["exposure_join_rate"] == 0.0
-    assert read_rows(database, "select count(*) as n from main.fct_data_quality")[0]["n"] == 1
+    assert (
+        read_rows(database, "select count(*) as n from recsys_eval_marts.fct_data_quality")[0]["n"]
+        == 1
+    )

@@ -334,7 +334,7 @@ def test_decision_is_the_mart_row(tmp_path, settings, exit_code, verdict, reason
 def assert_decision_is_the_mart_row(database: Path, decision: dict) -> None:
     """The decision document and the kept database's fct_experiment_decision row say the same."""
     with duckdb.connect(str(database), read_only=True) as con:
-        cur = con.execute("select * from main.fct_experiment_decision")
+        cur = con.execute("select * from recsys_eval_marts.fct_experiment_decision")
         rows = [dict(zip([d[0] for d in cur.description], r, strict=True)) for r in cur.fetchall()]
         recorded = con.execute("select verdict, reasons_json from experiment_decisions").fetchall()
     assert len(rows) == 1

@@ -119,7 +119,7 @@ def assert_variant_rows(rows: list[dict], expected: list[dict]) -> None:
 def test_golden_variant_metrics(golden_build, golden_report):
     rows = read_rows(
         golden_build,
-        "select * from main.fct_experiment_variant_metrics where scope = 'global' order by variant",
+        "select * from recsys_eval_marts.fct_experiment_variant_metrics where scope = 'global' order by variant",
     )
     assert_variant_rows(rows, golden_report["variants"])
     assert [row["is_control"] for row in rows] == [True, False]
@@ -128,7 +128,7 @@ def test_golden_variant_metrics(golden_build, golden_report):
 def test_golden_variant_metrics_by_segment(golden_build, golden_report):
     rows = read_rows(
         golden_build,
-        "select * from main.fct_experiment_variant_metrics where scope = 'segment' "
+        "select * from recsys_eval_marts.fct_experiment_variant_metrics where scope = 'segment' "
         "order by segment_key, variant",
     )
     by_segment = golden_report["by_segment"]
@@ -139,7 +139,8 @@ def test_golden_variant_metrics_by_segment(golden_build, golden_report):
 
 def test_golden_significance(golden_build, golden_report):
     rows = read_rows(
-        golden_build, "select * from main.fct_experiment_significance order by test_position"
+        golden_build,
+        "select * from recsys_eval_marts.fct_experiment_significance order by test_position",
     )
     expected = golden_report["significance"]
     assert len(rows) == len(expected)
@@ -161,7 +162,9 @@ def test_golden_significance(golden_build, golden_report):
 
 
 def test_golden_guardrails(golden_build, golden_report):
-    rows = read_rows(golden_build, "select * from main.fct_experiment_guardrails order by variant")
+    rows = read_rows(
+        golden_build, "select * from recsys_eval_marts.fct_experiment_guardrails order by variant"
+    )
     expected = golden_report["guardrails"]["per_variant"]
     assert [row["variant"] for row in rows] == [item["variant"] for item in expected]
     for row, item in zip(rows, expected, strict=True):
@@ -173,7 +176,9 @@ def test_golden_guardrails(golden_build, golden_report):
 
 def test_golden_srm_matches_scipy(golden_build):
     # The golden run had no SRM; the tiny assignments (A 2, B 1, equal weights) against scipy.
-    rows = read_rows(golden_build, "select * from main.fct_experiment_srm order by variant")
+    rows = read_rows(
+        golden_build, "select * from recsys_eval_marts.fct_experiment_srm order by variant"
+    )
     expected = stats.chisquare([2, 1])
     assert [(row["variant"], row["observed_rows"]) for row in rows] == [("A", 2), ("B", 1)]
     for row in rows:
@@ -186,10 +191,12 @@ def test_golden_srm_matches_scipy(golden_build):
 
 
 def test_golden_cuped_is_off_by_default(golden_build):
-    (row,) = read_rows(golden_build, "select * from main.fct_experiment_cuped")
+    (row,) = read_rows(golden_build, "select * from recsys_eval_marts.fct_experiment_cuped")
     assert row["is_active"] is False
     assert row["assigned_exposures"] == 3
-    rows = read_rows(golden_build, "select ctr_adjusted from main.fct_experiment_variant_metrics")
+    rows = read_rows(
+        golden_build, "select ctr_adjusted from recsys_eval_marts.fct_experiment_variant_metrics"
+    )
     assert all(row["ctr_adjusted"] is None for row in rows)
 
 
@@ -376,7 +383,9 @@ def truth_by_group(cases: list[dict]) -> dict:
 
 def test_planted_variant_metrics(planted):
     groups = truth_by_group(planted["cases"])
-    rows = read_rows(planted["database"], "select * from main.fct_experiment_variant_metrics")
+    rows = read_rows(
+        planted["database"], "select * from recsys_eval_marts.fct_experiment_variant_metrics"
+    )
     assert {(row["scope"], row["segment_key"], row["variant"]) for row in rows} == set(groups)
     for row in rows:
         cases = groups[(row["scope"], row["segment_key"], row["variant"])]
@@ -415,7 +424,8 @@ def holm(p_values: list[float]) -> list[float]:
 def test_planted_significance_matches_scipy(planted):
     groups = truth_by_group(planted["cases"])
     rows = read_rows(
-        planted["database"], "select * from main.fct_experiment_significance order by test_position"
+        planted["database"],
+        "select * from recsys_eval_marts.fct_experiment_significance order by test_position",
     )
     tests = [(row["scope"], row["segment_key"], row["variant"], row["metric"]) for row in rows]
     assert tests == [
@@ -484,7 +494,8 @@ def test_planted_other_corrections(planted, method):
     )
     assert result.returncode == 0, result.stdout[-4000:]
     rows = read_rows(
-        database, "select * from main.fct_experiment_significance order by test_position"
+        database,
+        "select * from recsys_eval_marts.fct_experiment_significance order by test_position",
     )
     p_values = [row["p_value"] for row in rows]  # checked against scipy above
     m = len(p_values)
@@ -501,7 +512,7 @@ def test_planted_other_corrections(planted, method):
 def test_planted_srm_matches_scipy(planted):
     rows = read_rows(
         planted["database"],
-        "select * from main.fct_experiment_srm order by scope, segment_key, variant",
+        "select * from recsys_eval_marts.fct_experiment_srm order by scope, segment_key, variant",
     )
     # the SRM population: assignment rows of the experiment (case-insensitive), duplicates counted
     observed: dict[tuple, dict[str, int]] = {}
@@ -553,7 +564,8 @@ def test_planted_srm_equal_weights_matches_scipy_chisquare(planted):
     )
     assert result.returncode == 0, result.stdout[-4000:]
     rows = read_rows(
-        database, "select * from main.fct_experiment_srm where scope = 'global' order by variant"
+        database,
+        "select * from recsys_eval_marts.fct_experiment_srm where scope = 'global' order by variant",
     )
     expected = stats.chisquare([row["observed_rows"] for row in rows])
     for row in rows:
@@ -563,7 +575,8 @@ def test_planted_srm_equal_weights_matches_scipy_chisquare(planted):
 
 def test_planted_guardrails(planted):
     rows = read_rows(
-        planted["database"], "select * from main.fct_experiment_guardrails order by variant"
+        planted["database"],
+        "select * from recsys_eval_marts.fct_experiment_guardrails order by variant",
     )
     by_variant: dict[str, list[dict]] = {}
     for case in planted["cases"]:
@@ -590,7 +603,7 @@ def test_planted_cuped(planted):
     x = [case["covariate"] for case in with_covariate]
     mean_x = sum(x) / n
     variance = sum((value - mean_x) ** 2 for value in x) / n
-    (row,) = read_rows(planted["database"], "select * from main.fct_experiment_cuped")
+    (row,) = read_rows(planted["database"], "select * from recsys_eval_marts.fct_experiment_cuped")
     assert row["is_active"] is True
     assert row["covariate_exposures"] == n
     assert close(row["coverage_rate"], n / len(cases))
@@ -602,7 +615,9 @@ def test_planted_cuped(planted):
         thetas[field] = covariance / variance
         assert close(row[column], thetas[field]), column
     groups = truth_by_group(cases)
-    metrics = read_rows(planted["database"], "select * from main.fct_experiment_variant_metrics")
+    metrics = read_rows(
+        planted["database"], "select * from recsys_eval_marts.fct_experiment_variant_metrics"
+    )
     for metric in metrics:
         group = [
             case

@@ -171,7 +171,8 @@ def cluster_ols(y: np.ndarray, treatment: np.ndarray, groups: np.ndarray):
 
 def test_user_delta_method_matches_cluster_robust_ols(built):
     rows = read_rows(
-        built["database"], "select * from main.fct_experiment_significance order by test_position"
+        built["database"],
+        "select * from recsys_eval_marts.fct_experiment_significance order by test_position",
     )
     assert len(rows) == 2 * 2 * (1 + len(TENANTS))
     user_codes = {}
@@ -244,7 +245,7 @@ def test_user_delta_method_matches_cluster_robust_ols(built):
 def test_heavy_users_inflate_the_standard_error(built):
     rows = read_rows(
         built["database"],
-        "select * from main.fct_experiment_significance where scope = 'global' and metric = 'ctr'",
+        "select * from recsys_eval_marts.fct_experiment_significance where scope = 'global' and metric = 'ctr'",
     )
     for row in rows:
         # heavy users with persistent propensities: the request-level SE is far too small
@@ -303,9 +304,9 @@ def test_simulation_requests_as_independent_understate_the_se():
 def test_cuped_tests_match_ols(built):
     rows = read_rows(
         built["database"],
-        "select * from main.fct_experiment_cuped_tests order by scope, segment_key, variant, metric_position",
+        "select * from recsys_eval_marts.fct_experiment_cuped_tests order by scope, segment_key, variant, metric_position",
     )
-    (cuped,) = read_rows(built["database"], "select * from main.fct_experiment_cuped")
+    (cuped,) = read_rows(built["database"], "select * from recsys_eval_marts.fct_experiment_cuped")
     assert cuped["is_active"] is True
     assert len(rows) == 2 * 2 * (1 + len(TENANTS))
     covariate_cases = [case for case in built["cases"] if case["covariate"] is not None]
@@ -377,7 +378,7 @@ def test_cuped_tests_match_ols(built):
 def test_guardrail_non_inferiority_matches_statsmodels(built):
     rows = read_rows(
         built["database"],
-        "select * from main.fct_experiment_guardrail_tests order by variant, guardrail_position",
+        "select * from recsys_eval_marts.fct_experiment_guardrail_tests order by variant, guardrail_position",
     )
     assert [(row["variant"], row["guardrail"]) for row in rows] == [
         (variant, guardrail) for variant in ["B", "C"] for guardrail in MARGINS
@@ -426,7 +427,7 @@ def test_guardrail_non_inferiority_matches_statsmodels(built):
 def test_srm_holm_across_segments_and_share_gate(built):
     rows = read_rows(
         built["database"],
-        "select * from main.fct_experiment_srm order by scope, segment_key, variant",
+        "select * from recsys_eval_marts.fct_experiment_srm order by scope, segment_key, variant",
     )
     populations: dict[tuple, list[dict]] = {}
     for row in rows:

@@ -186,6 +186,9 @@ def test_host_marts_equal_the_cli_report(host_build):
 def test_host_project_keeps_its_own_schema_and_leaves_out_the_invariants(host_build):
     with duckdb.connect(str(host_build["database"]), read_only=True) as host:
         assert _schema_of(host, "shop_requests_per_surface") == "main"
+        # the package's models in their own schemas, through the host's (dbt's default) macro
+        assert _schema_of(host, "fct_offline_metrics") == "main_recsys_eval_marts"
+        assert _schema_of(host, "stg_recsys_eval__exposures") == "main_recsys_eval_staging"
         # off unless configured: no assignment, ranker or interleaving model, no bundled seed
         tables = {
             name

@@ -216,15 +216,24 @@ def test_hostile_vars_through_the_experiment_models_on_duckdb(tmp_path: Path) ->
     assert result.returncode == 0, result.stdout[-4000:]
     con = duckdb.connect(str(db), read_only=True)
     segments = {
-        r[0] for r in con.execute("select segment_key from int_recsys_eval__requests").fetchall()
+        r[0]
+        for r in con.execute(
+            "select segment_key from recsys_eval_staging.int_recsys_eval__requests"
+        ).fetchall()
     }
     assert segments and all(s.startswith(f"{key}=|tenant=") for s in segments)
     srm_variants = {
-        r[0] for r in con.execute("select distinct variant from fct_experiment_srm").fetchall()
+        r[0]
+        for r in con.execute(
+            "select distinct variant from recsys_eval_marts.fct_experiment_srm"
+        ).fetchall()
     }
     assert variant in srm_variants
     covariates = {
-        r[0] for r in con.execute("select covariate_key from fct_experiment_cuped").fetchall()
+        r[0]
+        for r in con.execute(
+            "select covariate_key from recsys_eval_marts.fct_experiment_cuped"
+        ).fetchall()
     }
     assert covariates == {covariate}
     tables = {

@@ -93,7 +93,7 @@ def _simulated(database: Path) -> dict[str, list[tuple[str, str]]]:
     con = duckdb.connect(str(database), read_only=True)
     try:
         rows = con.execute(
-            "select request_id, item_id, team from main.int_recsys_eval__interleaving_simulated_items "
+            "select request_id, item_id, team from recsys_eval_staging.int_recsys_eval__interleaving_simulated_items "
             "order by request_id, slot"
         ).fetchall()
     finally:

@@ -111,13 +111,13 @@ def results(tmp_path_factory) -> dict:
     assert result.returncode == 0, result.stdout[-4000:]
     con = duckdb.connect(str(database), read_only=True)
     try:
-        cur = con.execute("select * from main.fct_interleaving_results")
+        cur = con.execute("select * from recsys_eval_marts.fct_interleaving_results")
         cols = [d[0] for d in cur.description]
         by_key = {r[1]: dict(zip(cols, r, strict=True)) for r in cur.fetchall()}
         scores = dict(
             con.execute(
                 "select user_id, preference_score from "
-                "main.int_recsys_eval__interleaving_user_preferences "
+                "recsys_eval_staging.int_recsys_eval__interleaving_user_preferences "
                 "where scope = 'segment' and segment_key = 'world=pref' and is_engaged"
             ).fetchall()
         )

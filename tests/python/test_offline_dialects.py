@@ -171,13 +171,13 @@ def build(tmp_path: Path, name: str, extra_vars: dict) -> tuple[dict, dict]:
     with duckdb.connect(str(database), read_only=True) as connection:
         per_request: dict = {}
         for request_id, family, k, value in connection.execute(
-            "select request_id, metric_family, k, metric_value from main.fct_offline_request_metrics"
+            "select request_id, metric_family, k, metric_value from recsys_eval_marts.fct_offline_request_metrics"
         ).fetchall():
             per_request.setdefault((family, k), {})[request_id] = value
         means = {
             (family, k): (value, cases)
             for family, k, value, cases in connection.execute(
-                "select metric_family, k, metric_value, cases from main.fct_offline_metrics "
+                "select metric_family, k, metric_value, cases from recsys_eval_marts.fct_offline_metrics "
                 "where scope = 'global'"
             ).fetchall()
         }

@@ -63,7 +63,7 @@ def metric_specs(families: list[str], ks: list[int]) -> list[dict]:
 def read_metrics(database: Path) -> list[dict]:
     with duckdb.connect(str(database), read_only=True) as connection:
         cursor = connection.execute(
-            "select * from main.fct_offline_metrics order by scope, segment_key, metric_position"
+            "select * from recsys_eval_marts.fct_offline_metrics order by scope, segment_key, metric_position"
         )
         columns = [column[0] for column in cursor.description]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
@@ -188,7 +188,7 @@ def test_mrr_by_hand(tiny_build):
         per_case = dict(
             connection.execute(
                 "select request_id || ' ' || metric_name, metric_value "
-                "from main.fct_offline_request_metrics where metric_family = 'mrr'"
+                "from recsys_eval_marts.fct_offline_request_metrics where metric_family = 'mrr'"
             ).fetchall()
         )
     expected = {}

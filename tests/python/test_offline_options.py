@@ -56,11 +56,11 @@ def test_bootstrap_matches_independent_implementation(tmp_path):
     database = build_generated(tmp_path, {"recsys_eval__offline_bootstrap": boot})
     with duckdb.connect(str(database), read_only=True) as connection:
         per_request = connection.execute(
-            "select metric_name, request_id, metric_value from main.fct_offline_request_metrics"
+            "select metric_name, request_id, metric_value from recsys_eval_marts.fct_offline_request_metrics"
         ).fetchall()
         intervals = connection.execute(
             "select metric_name, metric_value, cases, ci_lower, ci_upper, ci_level, replicates, seed "
-            "from main.fct_offline_metric_intervals where scope = 'global'"
+            "from recsys_eval_marts.fct_offline_metric_intervals where scope = 'global'"
         ).fetchall()
     values: dict[str, dict[str, float]] = {}
     for name, request_id, value in per_request:
@@ -85,7 +85,7 @@ def test_bootstrap_off_builds_an_empty_mart_and_seed_changes_draws(tmp_path):
     database = build_generated(tmp_path, {})
     with duckdb.connect(str(database), read_only=True) as connection:
         assert connection.execute(
-            "select count(*) from main.fct_offline_metric_intervals"
+            "select count(*) from recsys_eval_marts.fct_offline_metric_intervals"
         ).fetchone() == (0,)
     a = bootstrap_reference.interval({f"r{i}": i % 3 for i in range(50)}, seed=1)
     b = bootstrap_reference.interval({f"r{i}": i % 3 for i in range(50)}, seed=2)
@@ -114,7 +114,7 @@ def test_outcomes_follow_exposure_keeps_late_outcomes(tmp_path):
         assert result.returncode == 0, result.stdout[-3000:]
         with duckdb.connect(str(database), read_only=True) as connection:
             recalls[follow] = connection.execute(
-                "select metric_value, cases from main.fct_offline_metrics where scope = 'global'"
+                "select metric_value, cases from recsys_eval_marts.fct_offline_metrics where scope = 'global'"
             ).fetchone()
     assert recalls[False] == (0.5, 2)
     assert recalls[True] == (1.0, 2)

@@ -15,6 +15,7 @@ from dbt_helpers import run_dbt
 from report_compare import assert_report_close as close
 
 from recsys_eval.config import apply_defaults
+from recsys_eval.modes import MARTS_SCHEMA, STAGING_SCHEMA
 from recsys_eval.ope import plugin as ope_plugin
 
 REPO = Path(__file__).resolve().parents[2]
@@ -104,11 +105,11 @@ def test_ecommerce_mini_default_config_reference_model(tmp_path):
     con = duckdb.connect(str(tmp_path / "run.duckdb"), read_only=True)
     try:
         rows = con.execute(
-            "select estimator, estimate from fct_ope_estimates where scope = 'global' "
+            "select estimator, estimate from recsys_eval_marts.fct_ope_estimates where scope = 'global' "
             "order by estimator_position"
         ).fetchall()
         diag = con.execute(
-            "select count, effective_sample_size from fct_ope_diagnostics"
+            "select count, effective_sample_size from recsys_eval_marts.fct_ope_diagnostics"
         ).fetchall()
     finally:
         con.close()
@@ -165,9 +166,9 @@ def test_reference_run_variants(tmp_path, ope_cfg, estimates, stats, warnings):
     assert result.returncode == 0, result.stdout[-3000:]
     con = duckdb.connect(str(database))
     try:
-        counts = ope_plugin._item_counts(con, "main")
+        counts = ope_plugin._item_counts(con, STAGING_SCHEMA)
         samples, codes, keys, clipped = ope_plugin.read_samples(
-            con, "main", ope["unit"], ope_plugin.uses_reward_model(ope)
+            con, MARTS_SCHEMA, ope["unit"], ope_plugin.uses_reward_model(ope), STAGING_SCHEMA
         )
     finally:
         con.close()
@@ -256,4 +257,4 @@ def test_rank_zero_with_log2_discount_names_the_line(tmp_path):
         mode="ope", dataset={}, eval=ope, dataset_file=Path("d.yaml"), eval_file=Path("e.yaml")
     )
     with pytest.raises(RecsysEvalError, match=r"/logs/exposures.jsonl:2: items\[\]\.rank"):
-        ope_plugin.collect(ModeContext(cfg=cfg, database=database, schema="main"))
+        ope_plugin.collect(ModeContext(cfg=cfg, database=database, schema=MARTS_SCHEMA))

@@ -125,14 +125,14 @@ def ope_run(tmp_path_factory):
     try:
         model = dict(
             con.execute(
-                "select item_id, predicted_reward from int_recsys_eval__ope_reward_model"
+                "select item_id, predicted_reward from recsys_eval_staging.int_recsys_eval__ope_reward_model"
             ).fetchall()
         )
         fallback = con.execute(
-            "select avg(reward) from int_recsys_eval__ope_items where item_status = 'sample'"
+            "select avg(reward) from recsys_eval_staging.int_recsys_eval__ope_items where item_status = 'sample'"
         ).fetchone()[0]
         estimates_mart = con.execute(
-            "select estimator, estimate from fct_ope_estimates where scope = 'global'"
+            "select estimator, estimate from recsys_eval_marts.fct_ope_estimates where scope = 'global'"
         ).fetchall()
     finally:
         con.close()

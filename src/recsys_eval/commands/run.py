@@ -34,7 +34,14 @@ from recsys_eval.experiment_report import (
     experiment_warnings,
 )
 from recsys_eval.metadata import dataset_fingerprint, effective_config
-from recsys_eval.modes import ModeContext, ModeOutput, plugin_for
+from recsys_eval.modes import (
+    MARTS_SCHEMA,
+    STAGING_SCHEMA,
+    ModeContext,
+    ModeOutput,
+    model_schema,
+    plugin_for,
+)
 from recsys_eval.offline_report import (
     case_counts,
     compare_baseline,
@@ -683,7 +690,8 @@ def build_marts(
         log.clear()
     con = connect(database, read_only=True)
     try:
-        schema = _relation_schema(con, "fct_data_quality")
+        schema, staging = MARTS_SCHEMA, STAGING_SCHEMA
+        _check_built(con, schema, "fct_data_quality")
         cur = con.execute(f"select * from \"{schema}\".fct_data_quality where scope = 'global'")
         names = [d[0] for d in cur.description]
         rows = cur.fetchall()
@@ -720,7 +728,7 @@ def build_marts(
         if cfg.mode in ("experiment", "aa-check"):
             for name in EXPERIMENT_MARTS:
                 # a fixed row order (a parallel build writes its rows in any order): by every column
-                cur = con.execute(f'select * from "{schema}".{name} order by all')
+                cur = con.execute(f'select * from "{model_schema(name)}".{name} order by all')
                 cols = [d[0] for d in cur.description]
                 experiment_marts[name] = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
             experiment_marts["dataset_window"] = [
@@ -730,9 +738,9 @@ def build_marts(
                         con.execute(
                             f"""
                             select min(ts), max(ts) from (
-                                select exposed_at as ts from "{schema}".stg_recsys_eval__exposures
+                                select exposed_at as ts from "{staging}".stg_recsys_eval__exposures
                                 union all
-                                select occurred_at from "{schema}".stg_recsys_eval__outcomes
+                                select occurred_at from "{staging}".stg_recsys_eval__outcomes
                             ) as stamps
                             """
                         ).fetchone(),
@@ -747,7 +755,9 @@ def build_marts(
     row = dict(zip(names, rows[0], strict=True))
     # After the read-only connection is closed: a plug-in may write marts of its own.
     row["plugin_output"] = (
-        plugin.collect(ModeContext(cfg=cfg, database=database, schema=schema))
+        plugin.collect(
+            ModeContext(cfg=cfg, database=database, schema=schema, staging_schema=staging)
+        )
         if plugin is not None
         else None
     )
@@ -777,15 +787,13 @@ def _segmented(build_vars: dict[str, Any]) -> bool:
     )
 
 
-def _relation_schema(con: Any, name: str) -> str:
+def _check_built(con: Any, schema: str, name: str) -> None:
     found = con.execute(
-        "select table_schema from information_schema.tables where table_name = ? "
-        "order by table_schema",
-        [name],
+        "select 1 from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, name],
     ).fetchall()
     if not found:
-        raise RecsysEvalError(f"internal error: dbt did not build {name}")
-    return found[0][0]
+        raise RecsysEvalError(f"internal error: dbt did not build {schema}.{name}")
 
 
 def _git_commit() -> str | None:

@@ -150,15 +150,16 @@ def _item_counts(con: Any, schema: str) -> diag_mod.ItemCounts:
 
 
 def read_samples(
-    con: Any, schema: str, unit: str, with_model: bool
+    con: Any, schema: str, unit: str, with_model: bool, staging_schema: str | None = None
 ) -> tuple[Samples, np.ndarray, list[str], int]:
     """The samples in file order, their segment codes, the segment keys and the clipped items.
 
     Request unit: the rows of int_recsys_eval__ope_rows with a sampled item (fct_ope_samples is a
     view over them that adds the ids); item unit: fct_ope_samples. Without a reward-model estimator
-    the model columns are not read (they are null) and stay zero here."""
+    the model columns are not read (they are null) and stay zero here. `schema` holds the marts,
+    `staging_schema` (default: the same) the intermediate models."""
     if unit == "request":
-        source = f'"{schema}".int_recsys_eval__ope_rows'
+        source = f'"{staging_schema or schema}".int_recsys_eval__ope_rows'
         where, order = "where item_count > 0", ("load_seq", "line_no")
     else:
         source = f'"{schema}".fct_ope_samples'
@@ -412,10 +413,10 @@ def collect(ctx: ModeContext) -> ModeOutput:
     ope = ctx.cfg.eval["ope"]
     con = connect(Path(ctx.database))
     try:
-        _check_ranks(con, ctx.schema)
-        counts = _item_counts(con, ctx.schema)
+        _check_ranks(con, ctx.staging_schema)
+        counts = _item_counts(con, ctx.staging_schema)
         samples, codes, keys, clipped = read_samples(
-            con, ctx.schema, ope["unit"], uses_reward_model(ope)
+            con, ctx.schema, ope["unit"], uses_reward_model(ope), ctx.staging_schema
         )
         if len(samples) == 0:
             raise RecsysEvalError(
