@@ -212,6 +212,7 @@ PLANTED_EXPECTED_WEIGHTS = {"A": 1, "B": 1, "C": 0.15, "D": 0.05}  # D never app
 
 PLANTED_VARS = {
     "recsys_eval__source": "raw",
+    "recsys_eval__using_assignments": True,  # off on raw tables unless set
     "recsys_eval__using_rankers": False,
     "recsys_eval__experiment_id": "EXP_PLANTED",
     "recsys_eval__experiment_control_variant": "A",

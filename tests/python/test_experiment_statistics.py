@@ -47,6 +47,7 @@ MARGINS = {"error_rate": 0.005, "empty_rate": 0.01, "latency_mean": 0.1}  # late
 
 VARS = {
     "recsys_eval__source": "raw",
+    "recsys_eval__using_assignments": True,  # off on raw tables unless set
     "recsys_eval__using_rankers": False,
     "recsys_eval__experiment_id": "exp_users",
     "recsys_eval__experiment_control_variant": "A",

@@ -119,6 +119,7 @@ def test_sql_walk_equals_reference_and_ignores_row_order(
     _database(shuffled, cases, order)
     dbt_vars = {
         "recsys_eval__source": "raw",
+        "recsys_eval__using_rankers": True,  # off on raw tables unless set
         "recsys_eval__interleaving_algorithm": algorithm,
         "recsys_eval__interleaving_seed": seed,
         "recsys_eval__interleaving_max_results": max_results,

@@ -103,6 +103,7 @@ def results(tmp_path_factory) -> dict:
         con.close()
     dbt_vars = {
         "recsys_eval__source": "raw",
+        "recsys_eval__using_rankers": True,  # off on raw tables unless set
         "recsys_eval__interleaving_source": "logged",
         "recsys_eval__interleaving_slice_keys": ["world"],
         "recsys_eval__interleaving_seed": SEED,
