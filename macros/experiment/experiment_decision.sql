@@ -155,8 +155,9 @@
     printf('%.{{ digits | int }}f', {{ expression }})
 {%- endmacro %}
 
+{#- Java formats a null argument as 'null' cut to the precision ('nu'): null stays null here. -#}
 {% macro spark__format_fixed(expression, digits) -%}
-    format_string('%.{{ digits | int }}f', {{ expression }})
+    case when ({{ expression }}) is not null then format_string('%.{{ digits | int }}f', {{ expression }}) end
 {%- endmacro %}
 
 
@@ -175,7 +176,10 @@
 
 {% macro spark__format_general(expression, digits) -%}
     regexp_replace(
-        regexp_replace(format_string('%.{{ digits | int }}g', {{ expression }}), '([.][0-9]*?)0+(e|$)', '$1$2'),
+        regexp_replace(
+            case when ({{ expression }}) is not null then format_string('%.{{ digits | int }}g', {{ expression }}) end,
+            '([.][0-9]*?)0+(e|$)', '$1$2'
+        ),
         '[.](e|$)',
         '$1'
     )
