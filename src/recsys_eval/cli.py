@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from recsys_eval import __version__
+from recsys_eval.commands import import_trec as import_trec_cmd
 from recsys_eval.commands import load as load_cmd
 from recsys_eval.commands import pseudonymize as pseudonymize_cmd
 from recsys_eval.commands import render as render_cmd
@@ -27,7 +28,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"recsys-eval {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (validate_cmd, load_cmd, run_cmd, show_cmd, render_cmd, pseudonymize_cmd):
+    for module in (
+        validate_cmd,
+        load_cmd,
+        run_cmd,
+        show_cmd,
+        render_cmd,
+        pseudonymize_cmd,
+        import_trec_cmd,
+    ):
         module.register(sub)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda _args: print(__version__) or 0)
