@@ -4,6 +4,9 @@
     up to w = 15; P(W > 15) < 1e-13). The weight of a case in one replicate of the Poisson bootstrap
     (Hanley & MacGibbon 2006; Chamandy et al. 2012): resampling n cases with replacement is replaced
     by an independent Poisson(1) count per case, so each case's weight depends only on its own key.
+    The count is the first w with uniform < F(w) (15 when none), i.e. the number of thresholds at or
+    below the uniform number: a case chain that stops at the first match (two comparisons for most
+    draws, 0 and 1 cover 74 %), so pass the uniform number as a column, computed once.
 -#}
 {% macro bootstrap_poisson_weight(uniform) -%}
     {%- set thresholds = [] -%}
@@ -13,12 +16,12 @@
         {%- do thresholds.append(ns.cumulative) -%}
         {%- set ns.term = ns.term / (w + 1) -%}
     {%- endfor -%}
-    (
+    case
         {%- for threshold in thresholds %}
-        case when {{ uniform }} >= cast({{ '%.17g' | format(threshold) }} as {{ recsys_eval.type_double() }}) then 1 else 0 end
-        {%- if not loop.last %} +{% endif -%}
+        when {{ uniform }} < cast({{ '%.17g' | format(threshold) }} as {{ recsys_eval.type_double() }}) then {{ loop.index0 }}
         {%- endfor %}
-    )
+        else {{ thresholds | length }}
+    end
 {%- endmacro %}
 
 

@@ -17,44 +17,84 @@ replicates as (
 
 ),
 
-engaged_users as (
+engaged_scopes as (
 
     select * from user_preferences
     where is_engaged
 
 ),
 
-user_weights as (
+engaged_users as (
+
+    -- a user's weights are the same in every scope: drawn once per user, not once per scope
+    select distinct user_id
+    from engaged_scopes
+
+),
+
+user_draws as (
 
     -- Poisson bootstrap over users: every engaged user gets an independent Poisson(1) weight per
     -- replicate from md5('<seed>|<user_id>|<replicate>'), the same in every scope, on every engine
     -- and for any row order
     select
-        engaged_users.scope,
-        engaged_users.segment_key,
-        engaged_users.preference_score,
+        engaged_users.user_id,
         replicates.replicate,
-        {{ recsys_eval.bootstrap_poisson_weight(recsys_eval.hash_uniform(
-            recsys_eval.bootstrap_replicate_key(interleaving.seed, 'engaged_users.user_id', 'replicates.replicate'))) }}
-            as weight
+        {{ recsys_eval.hash_uniform(
+            recsys_eval.bootstrap_replicate_key(interleaving.seed, 'engaged_users.user_id', 'replicates.replicate')) }}
+            as draw
 
     from engaged_users
     cross join replicates
 
 ),
 
+user_weights as (
+
+    select
+        user_id,
+        replicate,
+        {{ recsys_eval.bootstrap_poisson_weight('draw') }} as weight
+
+    from user_draws
+
+),
+
+drawn_weights as (
+
+    -- a user that a replicate did not draw adds nothing to it
+    select * from user_weights
+    where weight > 0
+
+),
+
+scoped_weights as (
+
+    select
+        engaged_scopes.scope,
+        engaged_scopes.segment_key,
+        engaged_scopes.preference_score,
+        drawn_weights.replicate,
+        drawn_weights.weight
+
+    from engaged_scopes
+    inner join drawn_weights
+        on engaged_scopes.user_id = drawn_weights.user_id
+
+),
+
 replicate_shares as (
 
-    -- a replicate that drew no user has no row (it is skipped)
+    -- a replicate that drew no user has no row (it is skipped). The weighted sum is exact as a
+    -- plain sum, in any order: every term is an integer weight times 0, 1/2 or 1, a multiple of
+    -- 1/2 far below 2^52
     select
         scope,
         segment_key,
         replicate,
-        {{ recsys_eval.safe_divide(recsys_eval.exact_sum('weight * preference_score'), 'sum(weight)') }}
-            as replicate_share
+        {{ recsys_eval.safe_divide('sum(weight * preference_score)', 'sum(weight)') }} as replicate_share
 
-    from user_weights
-    where weight > 0
+    from scoped_weights
     group by
         scope,
         segment_key,

@@ -115,16 +115,24 @@ def results(tmp_path_factory) -> dict:
         cur = con.execute("select * from recsys_eval_marts.fct_interleaving_results")
         cols = [d[0] for d in cur.description]
         by_key = {r[1]: dict(zip(cols, r, strict=True)) for r in cur.fetchall()}
-        scores = dict(
-            con.execute(
-                "select user_id, preference_score from "
-                "recsys_eval_staging.int_recsys_eval__interleaving_user_preferences "
-                "where scope = 'segment' and segment_key = 'world=pref' and is_engaged"
-            ).fetchall()
+        engaged = (
+            "select user_id, preference_score from "
+            "recsys_eval_staging.int_recsys_eval__interleaving_user_preferences where is_engaged and "
         )
+        scores = dict(
+            con.execute(engaged + "scope = 'segment' and segment_key = 'world=pref'").fetchall()
+        )
+        global_scores = dict(con.execute(engaged + "scope = 'global'").fetchall())
     finally:
         con.close()
-    return {"rows": by_key, "tallies": tallies, "pref_scores": scores}
+    global_row = next(row for row in by_key.values() if row["scope"] == "global")
+    return {
+        "rows": by_key,
+        "tallies": tallies,
+        "pref_scores": scores,
+        "global_scores": global_scores,
+        "global_row": global_row,
+    }
 
 
 @pytest.mark.parametrize("g", range(len(GRID)))
@@ -167,3 +175,15 @@ def test_preference_interval_matches_the_python_bootstrap(results: dict) -> None
     assert row["preference_ci_upper"] == pytest.approx(upper, abs=1e-12)
     share = sum(results["pref_scores"].values()) / len(results["pref_scores"])
     assert row["preference_share_a"] == pytest.approx(share, abs=1e-12)
+
+
+def test_global_preference_interval_matches_the_python_bootstrap(results: dict) -> None:
+    """Every engaged user of every world in one scope: a user's weights are drawn once and shared by
+    the scopes the user is in (global and the user's segment)."""
+    row = results["global_row"]
+    scores = results["global_scores"]
+    lower, upper, used = interval(scores, iterations=200, seed=SEED, level=0.95)
+    assert row["users_engaged"] == len(scores)
+    assert row["preference_ci_replicates"] == used
+    assert row["preference_ci_lower"] == pytest.approx(lower, abs=1e-12)
+    assert row["preference_ci_upper"] == pytest.approx(upper, abs=1e-12)
