@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Usage: scripts/dbt_build.sh [duckdb|spark] [extra dbt args...]
+# Usage: scripts/dbt_build.sh [duckdb|spark|spark_thrift] [extra dbt args...]
 # Runs `dbt build` for the given target from the repo root with the committed profiles.yml.
 # Spark (dbt-spark session mode) writes metastore_db/, spark-warehouse/ and derby.log into its
 # working directory, so the spark build runs from a throw-away directory (--project-dir points back).
 # Set RECSYS_EVAL_SPARK_WORKDIR to a directory to keep the warehouse (parquet) for inspection instead.
+# spark_thrift builds through a running Thrift server (scripts/spark_cluster start; profiles.yml target
+# spark_thrift: RECSYS_EVAL_SPARK_THRIFT_HOST / _PORT, RECSYS_EVAL_SPARK_THREADS, default 2 threads).
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,8 +38,13 @@ case "${target}" in
         "${dbt_bin}" build --target spark --project-dir "${repo_root}" \
             --target-path "${repo_root}/target/spark" --log-path "${repo_root}/logs" "$@"
         ;;
+    spark_thrift)
+        cd "${repo_root}"
+        exec "${dbt_bin}" build --target spark_thrift \
+            --target-path "${repo_root}/target/spark_thrift" --log-path "${repo_root}/logs" "$@"
+        ;;
     *)
-        echo "usage: $0 [duckdb|spark] [extra dbt args]" >&2
+        echo "usage: $0 [duckdb|spark|spark_thrift] [extra dbt args]" >&2
         exit 2
         ;;
 esac
