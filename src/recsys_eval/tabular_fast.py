@@ -25,6 +25,7 @@ import contextlib
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -40,9 +41,25 @@ from recsys_eval.sql_sources import (
     scrub,
 )
 
-STAGE = "__rse_stage"  # as in recsys_eval.tabular_sources
+STAGE = "__rse_stage"  # the records' typed columns, when computed before they are numbered
+ORDER = "__rse_order"  # a record's key -> its line_no (the documented order)
+BAD = "__rse_bad"  # line_no and document of the records not proven valid
+LINE = "__rse_line"  # ORDER's line_no column
 ATTACHED = "__rse_src"  # a DuckDB source file, attached read-only to the warehouse
 FETCH = 10_000
+
+
+@dataclass
+class FastSql:
+    """The fast path of one planned source (built by recsys_eval.tabular_sources._Fast).
+
+    `prepare` runs first (temporary tables: ORDER, and STAGE when the records are computed
+    before they are numbered); `rows` selects (line_no, the raw table's columns) of the records
+    SQL proves valid, `bad` (line_no, document) of the others."""
+
+    prepare: list[str]
+    rows: str
+    bad: str
 
 
 def available(plan: Any, pii_guard: str, event_types: dict[str, str] | None) -> bool:
@@ -71,7 +88,6 @@ def load_fast(
     params = list(plan.params)
     attached = False
     columns = ", ".join(c[0] for c in layout.columns)
-    stage_cols = ", ".join(f"c{i}" for i in range(len(layout.columns)))
     try:
         if plan.pg_copy is not None:
             staging = os.path.join(tmp_dir, "table.csv")
@@ -88,12 +104,33 @@ def load_fast(
                 ).fetchone()[0]
             )
             load_id = loader._new_load_id()
-            for statement in plan.stage:
+            fast = plan.stage
+            for statement in fast.prepare:
                 con.execute(statement, params if "$1" in statement else [])
-            n, fast_rows, sha = con.execute(
-                f"select count(*), count(*) filter (where ok), "
-                f"sha256(coalesce(string_agg(h, ',' order by line_no), '')) from {STAGE}"
-            ).fetchone()
+            # numbered parameters: $1 is the source's (the files), if it has one
+            lineage = [*(params if "$1" in fast.rows else []), load_id, seq, label]
+            first = len(lineage) - 2
+            fast_rows = con.execute(
+                f"insert into {RAW_SCHEMA}.{target} (load_id, load_seq, source_file, line_no, "
+                f"{columns}) select ${first}, ${first + 1}, ${first + 2}, * from ({fast.rows})",
+                lineage,
+            ).fetchone()[0]
+            n = int(con.execute(f"select count(*) from {ORDER}").fetchone()[0])
+            if fast_rows < n:  # else no record needs a document
+                con.execute(
+                    f"create temp table {BAD} as {fast.bad}", params if "$1" in fast.bad else []
+                )
+            else:
+                con.execute(f"create temp table {BAD} ({LINE} bigint, doc varchar)")
+            # The ledger identity: the records' hashes in line_no order (the typed columns'
+            # `hash` as loaded, the MD5 of the document of a record not proven valid).
+            sha = con.execute(
+                f"select sha256(coalesce(string_agg(h, ',' order by l), "
+                f"'')) from (select line_no as l, hash({columns})::varchar as h "
+                f"from {RAW_SCHEMA}.{target} where load_id = ? union all select {LINE}, md5(doc) "
+                f"from {BAD})",
+                [load_id],
+            ).fetchone()[0]
             dup = con.execute(
                 "select load_id, load_seq, event_types from raw.load_ledger where "
                 "file_sha256 = ? and target_table = ? order by load_seq limit 1",
@@ -106,15 +143,8 @@ def load_fast(
                     file_sha256=sha, lines_read=0, rows_loaded=0, rows_quarantined=0,
                     blank_lines=0, skipped_duplicate=True, seconds=time.perf_counter() - t0,
                 )  # fmt: skip
-            con.execute(
-                f"insert into {RAW_SCHEMA}.{target} (load_id, load_seq, source_file, line_no, "
-                f"{columns}) select ?, ?, ?, line_no, {stage_cols} from {STAGE} where ok",
-                [load_id, seq, label],
-            )
             loaded, quarantined = int(fast_rows), 0
-            cur = con.execute(
-                f"select line_no, doc from {STAGE} where not ok order by line_no"
-            ).fetchall()
+            cur = con.execute(f"select {LINE}, doc from {BAD} order by {LINE}").fetchall()
             out: list[bytes] = []
             bad: list[bytes] = []
             for line_no, doc in cur:
@@ -143,7 +173,8 @@ def load_fast(
                     f"internal error: counts do not add up for {who} ({n} records, {loaded} "
                     f"loaded, {quarantined} quarantined)"
                 )
-            con.execute(f"drop table {STAGE}")
+            for temp in (BAD, ORDER, STAGE):
+                con.execute(f"drop table if exists {temp}")
             con.execute(
                 f"insert into raw.load_ledger ({_LEDGER_COLUMNS}) values "
                 f"({', '.join('?' * 19)})",
@@ -160,8 +191,9 @@ def load_fast(
             f"loading {who} failed, nothing was written: {scrub(str(exc), plan.dsn)}"
         ) from None
     finally:
-        with contextlib.suppress(duckdb.Error):
-            con.execute(f"drop table if exists {STAGE}")
+        for temp in (BAD, ORDER, STAGE):
+            with contextlib.suppress(duckdb.Error):
+                con.execute(f"drop table if exists {temp}")
         if attached:
             with contextlib.suppress(duckdb.Error):
                 con.execute(f"detach {ATTACHED}")

@@ -189,10 +189,10 @@ class Plan:
     dsn: str = ""  # secrets to scrub from messages
     pg_copy: str | None = None  # Postgres: the COPY statement that fills the staging file
     pg_columns: list[tuple[str, str]] = field(default_factory=list)  # staging name, type
-    # The fast path (recsys_eval.tabular_fast): a query numbering every record, with its typed
-    # columns, whether SQL proves it valid (`ok`) and, when not, its document; None: not
+    # The fast path (recsys_eval.tabular_fast): the statements that number the records, give
+    # the typed columns of those SQL proves valid and the documents of the others; None: not
     # available for these column types.
-    stage: list[str] | None = None
+    stage: tabular_fast.FastSql | None = None
     position: str | None = None  # the row's position in the source, if not row_number() over ()
 
 
@@ -537,7 +537,7 @@ def build_query(
     if layout != "item_rows":
         parts = [f"'\"{n}\":' || {val(n)}" for n in fields if n in present]
         doc = f"'{{' || concat_ws(',', {', '.join(parts)}) || '}}'"
-        plan.stage = fast.row_stage(doc, key, scan)
+        plan.stage = fast.row_stage(doc, key, scan, direct=plan.position is not None)
         return (
             f"select doc from (select {doc} as doc, {key} as k, {POS} from {scan}) "
             f"order by k nulls last, {POS}"
@@ -561,7 +561,7 @@ def build_query(
             parts.append(f"'\"{n}\":' || first({val(n)} {order})")
     doc = f"'{{' || concat_ws(',', {', '.join(parts)}) || '}}'"
     rid = quote_ident(present["request_id"])
-    plan.stage = fast.item_rows_stage(doc, key, scan, order, rid)
+    plan.stage = fast.item_rows_stage(doc, key, scan, rid)
     return (
         f"select doc from (select {doc} as doc, min({key}) as k, {rid} as rid from {scan} "
         f"group by {rid}) order by k nulls last, rid"
@@ -572,7 +572,9 @@ def build_query(
 # The fast path: SQL proves a record valid and builds the raw table's typed columns
 
 FAST_SCHEMAS = ("exposure.v1", "outcome.v1", "assignment.v1")
-STAGE = "__rse_stage"  # the fast path's temporary table
+FastSql = tabular_fast.FastSql
+STAGE, ORDER = tabular_fast.STAGE, tabular_fast.ORDER  # the fast path's temporary tables
+KEY, LINE = "__rse_key", "__rse_line"  # ORDER's columns: a record's key, its line_no
 SMALL_INTS = INT_TYPES - {"HUGEINT", "UBIGINT", "UHUGEINT"}
 # RFC 3339 date-times that every checker accepts (a subset of what `format: date-time` allows;
 # anything else takes the validator's path, so the verdicts stay those of the validator).
@@ -707,9 +709,8 @@ class _Fast:
             oks.append(got[1])
         return "{" + ", ".join(parts) + "}", " and ".join(oks) or "true"
 
-    def columns(self, aggregate: str | None = None) -> list[tuple[str, str]] | None:
-        """(typed, ok) per raw column (after the lineage columns); `aggregate`: item rows (the
-        request's fields from its first row, `aggregate` being the `order by` clause)."""
+    def columns(self) -> list[tuple[str, str]] | None:
+        """(typed, ok) per raw column (after the lineage columns) of a nested row."""
         if not self.enabled:
             return None
         props = self.schema["properties"]
@@ -717,22 +718,21 @@ class _Fast:
         out = []
         for column, table_type, _, _ in self.layout.columns:
             if column == "items":
-                got = self.items(aggregate, props)
+                got = self.items(None, props)
             elif column not in self.present:
                 got = (f"null::{table_type or 'timestamp'}", "true")
             else:
                 src = self.present[column]
                 got = self.scalar(quote_ident(src), self.types[src], FIELDS_KIND[column],
                                   props[column], column in required)  # fmt: skip
-                if got is not None and aggregate is not None:
-                    one = f"filter (where {aggregate} = 1)"
-                    got = (f"first({got[0]}) {one}", f"first({got[1]}) {one}")
             if got is None:
                 return None
             out.append(got)
         return out
 
     def items(self, aggregate: str | None, props: dict[str, Any]) -> tuple[str, str] | None:
+        """(typed, ok) of the items: of a list column (`aggregate` None), else aggregated from
+        item rows sorted by the integer key `aggregate`."""
         item_type = (
             "struct(item_id varchar, rank bigint, propensity double, logging_propensity double, "
             "target_propensity double)[]"
@@ -758,56 +758,102 @@ class _Fast:
             f"{quote_ident(self.present['item_id'])} is not null or "
             f"{quote_ident(self.present['rank'])} is not null"
         )
-        typed = (
-            f"coalesce(list({struct} order by {aggregate}) filter (where {shown}), [])::{item_type}"
-        )
+        pairs = f"list({{'k': {aggregate}, 'i': {struct}}}) filter (where {shown})"
+        typed = f"coalesce(list_transform(list_sort({pairs}), lambda __x: __x.i), [])::{item_type}"
         return typed, f"coalesce(bool_and({ok}) filter (where {shown}), true)"
 
-    def _stage(self, cols: list[tuple[str, str]], doc: str, inner_tail: str, order: str) -> str:
-        ok = "coalesce(" + " and ".join(o for _, o in cols) + ", false)"
-        typed = ", ".join(f"{t} as c{i}" for i, (t, _) in enumerate(cols))
-        names = ", ".join(f"c{i}" for i in range(len(cols)))
-        return (
-            f"select row_number() over (order by {order}) as line_no, ok, {names}, doc, "
-            f"case when ok then hash({names})::varchar else md5(doc) end as h "
-            f"from (select {ok} as ok, {typed}, case when {ok} then null else {doc} end as doc, "
-            f"{inner_tail})"
-        )
-
-    def row_stage(self, doc: str, key: str, scan: str) -> list[str] | None:
+    def row_stage(self, doc: str, key: str, scan: str, direct: bool) -> FastSql | None:
+        """Nested rows. `direct` (a position the source gives without numbering the rows:
+        Parquet): the order is numbered from the key and position columns only, and the typed
+        rows go from the source into the raw table in one statement. Otherwise the records are
+        computed once into a temporary table (the position is a window over the whole source)."""
         cols = self.columns()
         if cols is None:
             return None
-        create = self._stage(cols, doc, f"{key} as k, {POS} from {scan}", f"k nulls last, {POS}")
-        return [f"create temp table {STAGE} as {create}"]
-
-    def item_rows_stage(
-        self, doc: str, key: str, scan: str, order: str, rid: str
-    ) -> list[str] | None:
-        """Numbered requests with their typed columns (a request's fields from its first item
-        by rank, `__rse_n = 1`); the documents of the requests not proven valid are built in a
-        second statement, for those requests only."""
-        cols = self.columns("__rse_n")
-        if cols is None:
-            return None
         ok = "coalesce(" + " and ".join(o for _, o in cols) + ", false)"
         typed = ", ".join(f"{t} as c{i}" for i, (t, _) in enumerate(cols))
         names = ", ".join(f"c{i}" for i in range(len(cols)))
-        numbered = (
-            f"(select *, row_number() over (partition by {rid} {order}) as __rse_n from {scan})"
+        number = f"row_number() over (order by k nulls last, {POS}) as {LINE}"
+        if direct:
+            join = f"join {ORDER} as o on o.{KEY} = s.{POS}"
+            return FastSql(
+                [f"create temp table {ORDER} as select {POS} as {KEY}, {number} from "
+                 f"(select {key} as k, {POS} from {scan})"],
+                f"select o.{LINE}, {typed} from {scan} {join} where {ok}",
+                f"select o.{LINE}, {doc} as doc from {scan} {join} where not {ok}",
+            )  # fmt: skip
+        join = f"join {ORDER} as o on o.{KEY} = b.rowid"
+        return FastSql(
+            [f"create temp table {STAGE} as select {ok} as ok, {typed}, case when {ok} then null "
+             f"else {doc} end as doc, {key} as k, {POS} from {scan}",
+             f"create temp table {ORDER} as select rowid as {KEY}, {number} from {STAGE}"],
+            f"select o.{LINE}, {names} from {STAGE} as b {join} where b.ok",
+            f"select o.{LINE}, b.doc from {STAGE} as b {join} where not b.ok",
+        )  # fmt: skip
+
+    def item_rows_stage(self, doc: str, key: str, scan: str, rid: str) -> FastSql | None:
+        """Item rows: one aggregation computes each request's typed columns into a temporary
+        table (a request's fields from its first item by rank, then position: `arg_min_null` on
+        one integer key; its items sorted by that key), the order is numbered over that table's
+        key columns, and the documents of the requests not proven valid are built in a second
+        statement, for those requests only."""
+        if not self.enabled or not {"item_id", "rank"} <= set(self.present):
+            return None
+        rank = quote_ident(self.present["rank"])
+        if self.types[self.present["rank"]].upper() not in SMALL_INTS:
+            return None
+        # (rank nulls last, position) as one hugeint: rank + 2^63 (or 2^64 for NULL) above the
+        # position's 62 bits (positions are row numbers or (file << 40) + row).
+        first_key = (
+            f"((case when {rank} is null then 18446744073709551616::hugeint else {rank}::hugeint "
+            f"+ 9223372036854775808::hugeint end << 62) + {POS}::hugeint)"
         )
-        create = (
-            f"select row_number() over (order by k nulls last, rid) as line_no, ok, {names}, "
-            f"null::varchar as doc, hash({names})::varchar as h, rid from (select {ok} as ok, "
-            f"{typed}, min({key}) as k, {rid} as rid from {numbered} group by {rid})"
+        props = self.schema["properties"]
+        required = set(self.schema.get("required", []))
+        # inner: per request, the first row's source values and the items; outer: the typed
+        # columns and `ok` from those (the same expressions as a nested row's)
+        inner, typed, oks = [], [], []
+        for i, (column, table_type, _, _) in enumerate(self.layout.columns):
+            if column == "items":
+                got = self.items(first_key, props)
+                if got is None:
+                    return None
+                inner += [f"{got[0]} as c{i}", f"{got[1]} as __rse_ok{i}"]
+                typed.append(f"c{i}")
+                oks.append(f"__rse_ok{i}")
+            elif column not in self.present:
+                typed.append(f"null::{table_type or 'timestamp'} as c{i}")
+            else:
+                src = self.present[column]
+                inner.append(f"arg_min_null({quote_ident(src)}, {first_key}) as __rse_f{i}")
+                got = self.scalar(f"__rse_f{i}", self.types[src], FIELDS_KIND[column],
+                                  props[column], column in required)  # fmt: skip
+                if got is None:
+                    return None
+                typed.append(f"{got[0]} as c{i}")
+                oks.append(got[1])
+        ok = "coalesce(" + " and ".join(oks) + ", false)"
+        grouped = (
+            f"select {', '.join(inner)}, min({key}) as k, {rid} as rid from {scan} group by {rid}"
+        )
+        names = ", ".join(f"c{i}" for i in range(len(typed)))
+        join = f"join {ORDER} as o on o.{KEY} = b.rowid"
+        docs = (
+            f"select {doc} as doc, {rid} as rid from {scan} where exists (select 1 from {STAGE} "
+            f"as b where not b.ok and b.rid is not distinct from {rid}) group by {rid}"
         )
         docs = (
-            f"update {STAGE} set doc = d.doc, h = md5(d.doc) from (select {doc} as doc, {rid} as "
-            f"rid from {scan} where exists (select 1 from {STAGE} as b where not b.ok and b.rid "
-            f"is not distinct from {rid}) group by {rid}) as d where not {STAGE}.ok and "
-            f"{STAGE}.rid is not distinct from d.rid"
+            f"select b.rowid, d.doc from ({docs}) as d join {STAGE} as b on not b.ok and "
+            "b.rid is not distinct from d.rid"
         )
-        return [f"create temp table {STAGE} as {create}", docs]
+        return FastSql(
+            [f"create temp table {STAGE} as select {ok} as ok, {', '.join(typed)}, k, rid from "
+             f"({grouped})",
+             f"create temp table {ORDER} as select rowid as {KEY}, row_number() over (order by "
+             f"k nulls last, rid) as {LINE} from {STAGE}"],
+            f"select o.{LINE}, {names} from {STAGE} as b {join} where b.ok",
+            f"select o.{LINE}, b.doc from ({docs}) as b {join}",
+        )  # fmt: skip
 
 
 FIELDS_KIND = {name: kind for fields in FIELDS.values() for name, kind in fields.items()}
