@@ -529,7 +529,7 @@ cases as (
 groups as (
     select
         grouping(segment_key) = 1 as is_global,
-        coalesce(segment_key, '__global__') as segment_key,
+        coalesce(segment_key, '__all__') as segment_key,
         variant,
         count(*) as exposures,
         sum(clicks) as clicks,
@@ -544,7 +544,7 @@ latency_counts as (
     -- the floor-rank p95 from per-value counts: exact for any data, no per-row sort
     select
         grouping(segment_key) = 1 as is_global,
-        coalesce(segment_key, '__global__') as segment_key,
+        coalesce(segment_key, '__all__') as segment_key,
         variant,
         latency_ms,
         count(*) as c
@@ -621,7 +621,7 @@ from variance
 union all
 -- SRM: assignment rows (duplicates every time) with a request_id and variant, in the experiment
 select
-    'srm', 'global', '__global__', variant,
+    'srm', 'global', '__all__', variant,
     null, null, null, null, null, null, null, null, null, null, null, null, null, null,
     count(*)
 from raw.assignments

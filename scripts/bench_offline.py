@@ -533,7 +533,7 @@ dataset_values as (
 )
 select
     case when n.is_global then 'global' else 'segment' end as scope,
-    case when n.is_global then '__global__' else n.segment_key end as segment_key,
+    case when n.is_global then '__all__' else n.segment_key end as segment_key,
     n.cases,
     coalesce(s.s_precision, 0) / n.cases as precision,
     coalesce(s.s_recall, 0) / n.cases as recall,

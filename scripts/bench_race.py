@@ -737,7 +737,7 @@ def compare_limit(mode: str, report: dict[str, Any], limit: LimitRun, agree: Agr
         names = {f"{f}@{OFFLINE_K}" for f in OFFLINE_FAMILIES}
         hand = {key: v for key, v in hand_metrics(rows, OFFLINE_K).items() if key[2] in names}
         section = report["offline"]
-        ours = {("global", "__global__", m["name"]): m["value"] for m in section["metrics"]}
+        ours = {("global", "__all__", m["name"]): m["value"] for m in section["metrics"]}
         for seg, metrics in (section.get("by_segment") or {}).items():
             ours.update({("segment", seg, m["name"]): m["value"] for m in metrics})
         for key in sorted(set(hand) | set(ours)):

@@ -29,7 +29,7 @@ scoped as (
 
     select
         'global' as scope,
-        '__global__' as segment_key,
+        '__all__' as segment_key,
         variant
 
     from valid

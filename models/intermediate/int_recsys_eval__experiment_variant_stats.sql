@@ -214,7 +214,7 @@ aggregated as (
     -- every group once in the global scope and once per experiment segment (reference §5.3)
     select
         'global' as scope,
-        '__global__' as segment_key,
+        '__all__' as segment_key,
         *
 
     from global_groups

@@ -28,7 +28,7 @@ scoped_impressions as (
 
     select
         'global' as scope,
-        '__global__' as segment_key,
+        '__all__' as segment_key,
         winner,
         first_team
 

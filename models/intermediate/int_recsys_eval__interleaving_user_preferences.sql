@@ -13,7 +13,7 @@ scoped as (
     -- every impression counts once globally and once in its segment
     select
         'global' as scope,
-        '__global__' as segment_key,
+        '__all__' as segment_key,
         user_id,
         winner,
         credits_a,

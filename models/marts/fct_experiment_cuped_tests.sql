@@ -58,7 +58,7 @@ group_moments as (
     -- its experiment segment (reference §5.3); the rollup's grand total is dropped
     select
         case when grouping(request_segment_key) = 1 then 'global' else 'segment' end as scope,
-        case when grouping(request_segment_key) = 1 then '__global__' else request_segment_key end as segment_key,
+        case when grouping(request_segment_key) = 1 then '__all__' else request_segment_key end as segment_key,
         variant,
         count(*) as covariate_exposures,
         avg(cast(clicked as {{ double }})) as clicked_mean,

@@ -323,14 +323,10 @@ user_adjusted as (
 
 final as (
 
+    -- columns for reading: the keys, then the answer to "did the variant beat the control" (metric, arms,
+    -- values, lift with its interval, the decision's p-values, significant, primary), then the detail
     select
-        ----------  grain
-        scope,
-        segment_key,
-        variant,
-        metric,
-        metric_position,
-        control_variant,
+        ----------  keys (the report's significance order)
         row_number() over (
             order by
                 case when scope = 'global' then 0 else 1 end,
@@ -338,42 +334,50 @@ final as (
                 variant,
                 metric_position
         ) as test_position,
+        scope,
+        segment_key,
 
-        ----------  inputs
-        exposures,
-        successes,
-        control_exposures,
-        control_successes,
+        ----------  did the variant win
+        metric,
+        variant,
+        control_variant,
         variant_rate,
         control_rate,
-        pooled_rate,
-
-        ----------  pooled z-test and the family correction
-        cast(pooled_standard_error as {{ double }}) as pooled_standard_error,
-        cast(z_score as {{ double }}) as z_score,
+        cast(absolute_lift as {{ double }}) as absolute_lift,
+        cast(absolute_lift - z_critical * absolute_lift_standard_error as {{ double }}) as absolute_lift_ci_lower,
+        cast(absolute_lift + z_critical * absolute_lift_standard_error as {{ double }}) as absolute_lift_ci_upper,
+        cast(relative_lift as {{ double }}) as relative_lift,
+        cast(relative_lift - z_critical * relative_lift_standard_error as {{ double }}) as relative_lift_ci_lower,
+        cast(relative_lift + z_critical * relative_lift_standard_error as {{ double }}) as relative_lift_ci_upper,
         cast(p_value as {{ double }}) as p_value,
         cast(adjusted_p_value as {{ double }}) as adjusted_p_value,
-        {{ recsys_eval.string_literal(experiment.multiple_comparisons_method) }} as correction,
-        cast(family_size as {{ dbt.type_bigint() }}) as family_size,
-        alpha,
         coalesce(adjusted_p_value <= alpha, false) as is_significant,
         {% if primary_literals | length == 0 -%}
         false as is_primary,
         {%- else -%}
         metric in ({{ primary_literals | join(', ') }}) as is_primary,
         {%- endif %}
+
+        ----------  detail: the test's inputs
+        metric_position,
+        exposures,
+        successes,
+        control_exposures,
+        control_successes,
+        pooled_rate,
+
+        ----------  detail: the pooled z-test (reference) and the family correction
+        cast(pooled_standard_error as {{ double }}) as pooled_standard_error,
+        cast(z_score as {{ double }}) as z_score,
+        {{ recsys_eval.string_literal(experiment.multiple_comparisons_method) }} as correction,
+        cast(family_size as {{ dbt.type_bigint() }}) as family_size,
+        alpha,
         test_status,
 
-        ----------  lifts and intervals (not in the reference)
+        ----------  detail: the intervals' inputs (not in the reference)
         ci_level,
-        cast(absolute_lift as {{ double }}) as absolute_lift,
         cast(absolute_lift_standard_error as {{ double }}) as absolute_lift_standard_error,
-        cast(absolute_lift - z_critical * absolute_lift_standard_error as {{ double }}) as absolute_lift_ci_lower,
-        cast(absolute_lift + z_critical * absolute_lift_standard_error as {{ double }}) as absolute_lift_ci_upper,
-        cast(relative_lift as {{ double }}) as relative_lift,
         cast(relative_lift_standard_error as {{ double }}) as relative_lift_standard_error,
-        cast(relative_lift - z_critical * relative_lift_standard_error as {{ double }}) as relative_lift_ci_lower,
-        cast(relative_lift + z_critical * relative_lift_standard_error as {{ double }}) as relative_lift_ci_upper,
 
         ----------  flags
         successes > exposures or control_successes > control_exposures as has_events_above_exposures,

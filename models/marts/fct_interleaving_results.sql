@@ -30,7 +30,7 @@ scoped_impressions as (
 
     select
         'global' as scope,
-        '__global__' as segment_key,
+        '__all__' as segment_key,
         winner,
         credits_a,
         credits_b,

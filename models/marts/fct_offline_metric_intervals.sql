@@ -83,7 +83,7 @@ replicate_means as (
     -- the weighted mean of a replicate; a replicate that drew no case has no row (it is skipped)
     select
         'global' as scope,
-        '__global__' as segment_key,
+        '__all__' as segment_key,
         metric_position,
         replicate,
         {{ recsys_eval.safe_divide(recsys_eval.exact_sum('weighted_value_sum'), 'sum(weight_sum)') }} as replicate_mean

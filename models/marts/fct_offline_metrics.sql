@@ -41,7 +41,7 @@ scoped_cases as (
 
     select
         'global' as scope,
-        '__global__' as segment_key,
+        '__all__' as segment_key,
         request_id,
         is_evaluated
 
@@ -64,7 +64,7 @@ scopes as (
     -- the global scope exists even without cases (every value is then 0); segments only with cases
     select
         'global' as scope,
-        '__global__' as segment_key
+        '__all__' as segment_key
 
     union all
 
@@ -147,7 +147,7 @@ per_case_sums as (
 
     select
         'global' as scope,
-        '__global__' as segment_key,
+        '__all__' as segment_key,
         metric_position,
         {{ recsys_eval.exact_sum('metric_value_sum') }} as metric_value_sum
     from segment_case_sums
@@ -242,7 +242,7 @@ scoped_item_counts as (
 
     select
         'global' as scope,
-        '__global__' as segment_key,
+        '__all__' as segment_key,
         item_id,
         sum(popularity) as popularity
         {%- for k in dataset_ks %},
@@ -294,7 +294,7 @@ item_universe as (
 
         select
             'global' as scope,
-            '__global__' as segment_key,
+            '__all__' as segment_key,
             item_id
         from segment_relevant_items
     ) as listed_or_relevant

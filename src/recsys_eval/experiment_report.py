@@ -259,7 +259,7 @@ def srm_section(rows: list[dict[str, Any]], srm_cfg: dict[str, Any]) -> dict[str
     for row in sorted(rows, key=lambda r: r["variant"]):
         by_scope.setdefault((row["scope"], row["segment_key"]), []).append(row)
     configured = srm_cfg.get("expected", {})
-    glob = by_scope.get(("global", "__global__"))
+    glob = by_scope.get(("global", "__all__"))
     section: dict[str, Any] = {
         "alpha": float(glob[0]["alpha"]) if glob else srm_cfg.get("alpha", 0.001),
         "min_sample": int(glob[0]["min_sample"]) if glob else srm_cfg.get("min_sample", 100),

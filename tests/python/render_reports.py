@@ -49,7 +49,7 @@ def run_mode(folder: Path, mode: str, name: str, *extra: str) -> Path:
 class TinyReports:
     """Runs each report on first use and keeps it for the session: offline, offline_baselined
     (gated against offline), experiment, experiment_again (a second identical run), aa-check, ope,
-    interleaving."""
+    interleaving. The experiment runs keep their run database (`database(name)`)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -61,8 +61,17 @@ class TinyReports:
                 extra = ("--baseline", str(self.path("offline")))
                 self.paths[name] = run_mode(self.folder, "offline", name, *extra)
             else:
-                self.paths[name] = run_mode(self.folder, name.removesuffix("_again"), name)
+                extra = (
+                    ("--database", str(self.database(name)))
+                    if name.startswith("experiment")
+                    else ()
+                )
+                self.paths[name] = run_mode(self.folder, name.removesuffix("_again"), name, *extra)
         return self.paths[name]
+
+    def database(self, name: str) -> Path:
+        """The run database an experiment run keeps (run it first with `path(name)`)."""
+        return self.folder / f"{name}.duckdb"
 
     def load(self, name: str) -> dict:
         return json.loads(self.path(name).read_text())

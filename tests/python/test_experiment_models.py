@@ -145,7 +145,7 @@ def test_golden_significance(golden_build, golden_report):
     expected = golden_report["significance"]
     assert len(rows) == len(expected)
     for row, item in zip(rows, expected, strict=True):
-        segment = item.get("segment", "__global__")
+        segment = item.get("segment", "__all__")
         assert (row["segment_key"], row["variant"], row["metric"]) == (
             segment,
             item["variant"],
@@ -377,7 +377,7 @@ def planted(tmp_path_factory) -> dict:
 def truth_by_group(cases: list[dict]) -> dict:
     groups: dict[tuple, list[dict]] = {}
     for case in cases:
-        groups.setdefault(("global", "__global__", case["variant"]), []).append(case)
+        groups.setdefault(("global", "__all__", case["variant"]), []).append(case)
         groups.setdefault(("segment", f"tenant={case['tenant']}", case["variant"]), []).append(case)
     return groups
 
@@ -430,10 +430,10 @@ def test_planted_significance_matches_scipy(planted):
     )
     tests = [(row["scope"], row["segment_key"], row["variant"], row["metric"]) for row in rows]
     assert tests == [
-        ("global", "__global__", "B", "ctr"),
-        ("global", "__global__", "B", "conversion_rate"),
-        ("global", "__global__", "C", "ctr"),
-        ("global", "__global__", "C", "conversion_rate"),
+        ("global", "__all__", "B", "ctr"),
+        ("global", "__all__", "B", "conversion_rate"),
+        ("global", "__all__", "C", "ctr"),
+        ("global", "__all__", "C", "conversion_rate"),
         ("segment", "tenant=t1", "B", "ctr"),
         ("segment", "tenant=t1", "B", "conversion_rate"),
         ("segment", "tenant=t1", "C", "ctr"),
@@ -520,7 +520,7 @@ def test_planted_srm_matches_scipy(planted):
     for experiment_id, variant, _request_id, tenant in planted["assignments"]:
         if experiment_id.lower() != "exp_planted":
             continue
-        for scope, segment in [("global", "__global__"), ("segment", f"tenant={tenant}")]:
+        for scope, segment in [("global", "__all__"), ("segment", f"tenant={tenant}")]:
             counts = observed.setdefault((scope, segment), {})
             counts[variant] = counts.get(variant, 0) + 1
     assert {(row["scope"], row["segment_key"]) for row in rows} == set(observed)

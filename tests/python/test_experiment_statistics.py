@@ -457,7 +457,7 @@ def test_srm_holm_across_segments_and_share_gate(built):
             assert cell["is_material_srm"] == (
                 expected < 0.001 and cell["max_abs_share_deviation"] >= 0.01
             )
-    for cell in populations[("global", "__global__")]:
+    for cell in populations[("global", "__all__")]:
         assert cell["holm_p_value"] == cell["p_value"]
         assert cell["segment_family_size"] is None
     # the leak into t4 is detected there after the correction, and is material. (Other tenants can

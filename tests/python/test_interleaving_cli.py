@@ -144,7 +144,7 @@ def test_unknown_algorithm_runs_team_draft_and_says_so(tmp_path: Path, golden) -
 
 def test_p_value_is_omitted_when_exactly_zero() -> None:
     row = {
-        "scope": "global", "segment_key": "__global__", "source": "logged", "requests": 5,
+        "scope": "global", "segment_key": "__all__", "source": "logged", "requests": 5,
         "wins_a": 5, "wins_b": 0, "ties": 0, "win_rate_a": 1.0, "win_rate_b": 0.0,
         "p_value": 0.0, "p_value_exact": 0.0625, "credits_a": 5, "credits_b": 0,
         "competitive_pairs": 5, "credit_a_per_pair": 1.0, "credit_b_per_pair": 0.0,

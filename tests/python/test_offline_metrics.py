@@ -69,11 +69,13 @@ def read_metrics(database: Path) -> list[dict]:
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
-def values(rows: list[dict], segment: str = "__global__") -> dict[str, float]:
-    """metric_name -> value for one scope (the first row of a repeated spec)."""
+def values(rows: list[dict], segment: str | None = None) -> dict[str, float]:
+    """metric_name -> value of the whole population (scope global, segment_key __all__) or of one
+    segment (scope segment), the first row of a repeated spec."""
+    scope, key = ("global", "__all__") if segment is None else ("segment", segment)
     out: dict[str, float] = {}
     for row in rows:
-        if row["segment_key"] == segment:
+        if row["scope"] == scope and row["segment_key"] == key:
             out.setdefault(row["metric_name"], row["metric_value"])
     return out
 

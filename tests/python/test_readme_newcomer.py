@@ -36,7 +36,7 @@ def test_readme_duckdb_one_liner_runs_against_a_run_database(tmp_path):
     lines = [
         line
         for line in README.splitlines()
-        if line.startswith('.venv/bin/python -c "import duckdb')
+        if line.startswith('.venv/bin/python -c "import duckdb') and DEMO_DB in line
     ]
     assert lines, "the README shows the Python one-liner"
     database = tmp_path / "offline.duckdb"

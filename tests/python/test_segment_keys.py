@@ -102,6 +102,17 @@ def test_segment_keys_escape_values_on_duckdb(tmp_path: Path) -> None:
             [index, list(context), list(context.values())],
         )
     assert_keys([row[1] for row in con.execute(sql).fetchall()])
+    # with slice keys every part holds its unescaped '=': no key is the whole population's name
+    # `__all__`, not even from values or contexts that spell it (issue 22)
+    con.execute("delete from contexts")
+    for index, context in enumerate([{"a": "__all__", "b": "__all__"}, {"__all__": "x"}, {}]):
+        con.execute(
+            "insert into contexts values (?, map(?::varchar[], ?::varchar[]))",
+            [index, list(context), list(context.values())],
+        )
+    keys = [row[1] for row in con.execute(sql).fetchall()]
+    assert keys == ["a=__all__|b=__all__", "a=|b=", "a=|b="]
+    assert all(len(decode(key)) == len(SLICE_KEYS) for key in keys)
 
 
 @pytest.mark.spark
