@@ -187,12 +187,19 @@
 
 {#- The unit sums of the user-level delta method (ratio metrics events / requests over units), as
     select-list items over a relation with one row per unit and its tallies `requests`, `clicks`,
-    `conversions`; used for the segment and the global scope alike. -#}
+    `conversions`, `clicked_requests`, `converted_requests`, `revenue`; used for the segment and the
+    global scope alike. -#}
 {% macro experiment_unit_moment_sums() -%}
     count(*) as units,
     sum(requests * requests) as unit_requests_squared_sum,
     sum(clicks * clicks) as unit_clicks_squared_sum,
     sum(clicks * requests) as unit_clicks_requests_sum,
     sum(conversions * conversions) as unit_conversions_squared_sum,
-    sum(conversions * requests) as unit_conversions_requests_sum
+    sum(conversions * requests) as unit_conversions_requests_sum,
+    sum(clicked_requests * clicked_requests) as unit_clicked_requests_squared_sum,
+    sum(clicked_requests * requests) as unit_clicked_requests_requests_sum,
+    sum(converted_requests * converted_requests) as unit_converted_requests_squared_sum,
+    sum(converted_requests * requests) as unit_converted_requests_requests_sum,
+    {{ recsys_eval.exact_sum('revenue * revenue') }} as unit_revenue_squared_sum,
+    {{ recsys_eval.exact_sum('revenue * requests') }} as unit_revenue_requests_sum
 {%- endmacro %}

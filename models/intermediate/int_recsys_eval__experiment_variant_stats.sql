@@ -20,6 +20,8 @@ segment_sums as (
         sum(click_count) as clicks,
         sum(conversion_count) as conversions,
         {{ recsys_eval.exact_sum('revenue') }} as revenue,
+        sum(clicked) as clicked_requests,
+        sum(converted) as converted_requests,
 
         ----------  second moments of the tallies (lift intervals)
         sum(click_count * click_count) as clicks_squared_sum,
@@ -58,7 +60,10 @@ segment_unit_tallies as (
         is_user_unit,
         count(*) as requests,
         sum(click_count) as clicks,
-        sum(conversion_count) as conversions
+        sum(conversion_count) as conversions,
+        sum(clicked) as clicked_requests,
+        sum(converted) as converted_requests,
+        {{ recsys_eval.exact_sum('revenue') }} as revenue
 
     from experiment_requests
     group by
@@ -78,7 +83,10 @@ global_unit_tallies as (
         is_user_unit,
         sum(requests) as requests,
         sum(clicks) as clicks,
-        sum(conversions) as conversions
+        sum(conversions) as conversions,
+        sum(clicked_requests) as clicked_requests,
+        sum(converted_requests) as converted_requests,
+        {{ recsys_eval.exact_sum('revenue') }} as revenue
 
     from segment_unit_tallies
     group by
@@ -113,6 +121,8 @@ segment_groups as (
         segment_sums.clicks,
         segment_sums.conversions,
         segment_sums.revenue,
+        segment_sums.clicked_requests,
+        segment_sums.converted_requests,
         segment_sums.clicks_squared_sum,
         segment_sums.conversions_squared_sum,
         segment_sums.first_exposed_at_epoch_us,
@@ -129,7 +139,13 @@ segment_groups as (
         segment_unit_moments.unit_clicks_squared_sum,
         segment_unit_moments.unit_clicks_requests_sum,
         segment_unit_moments.unit_conversions_squared_sum,
-        segment_unit_moments.unit_conversions_requests_sum
+        segment_unit_moments.unit_conversions_requests_sum,
+        segment_unit_moments.unit_clicked_requests_squared_sum,
+        segment_unit_moments.unit_clicked_requests_requests_sum,
+        segment_unit_moments.unit_converted_requests_squared_sum,
+        segment_unit_moments.unit_converted_requests_requests_sum,
+        segment_unit_moments.unit_revenue_squared_sum,
+        segment_unit_moments.unit_revenue_requests_sum
 
     from segment_sums
     inner join segment_unit_moments
@@ -148,6 +164,8 @@ global_sums as (
         sum(clicks) as clicks,
         sum(conversions) as conversions,
         {{ recsys_eval.exact_sum('revenue') }} as revenue,
+        sum(clicked_requests) as clicked_requests,
+        sum(converted_requests) as converted_requests,
         sum(clicks_squared_sum) as clicks_squared_sum,
         sum(conversions_squared_sum) as conversions_squared_sum,
         min(first_exposed_at_epoch_us) as first_exposed_at_epoch_us,
@@ -185,6 +203,8 @@ global_groups as (
         global_sums.clicks,
         global_sums.conversions,
         global_sums.revenue,
+        global_sums.clicked_requests,
+        global_sums.converted_requests,
         global_sums.clicks_squared_sum,
         global_sums.conversions_squared_sum,
         global_sums.first_exposed_at_epoch_us,
@@ -201,7 +221,13 @@ global_groups as (
         global_unit_moments.unit_clicks_squared_sum,
         global_unit_moments.unit_clicks_requests_sum,
         global_unit_moments.unit_conversions_squared_sum,
-        global_unit_moments.unit_conversions_requests_sum
+        global_unit_moments.unit_conversions_requests_sum,
+        global_unit_moments.unit_clicked_requests_squared_sum,
+        global_unit_moments.unit_clicked_requests_requests_sum,
+        global_unit_moments.unit_converted_requests_squared_sum,
+        global_unit_moments.unit_converted_requests_requests_sum,
+        global_unit_moments.unit_revenue_squared_sum,
+        global_unit_moments.unit_revenue_requests_sum
 
     from global_sums
     inner join global_unit_moments
@@ -255,7 +281,17 @@ final as (
         cast(unit_clicks_squared_sum as {{ dbt.type_bigint() }}) as unit_clicks_squared_sum,
         cast(unit_clicks_requests_sum as {{ dbt.type_bigint() }}) as unit_clicks_requests_sum,
         cast(unit_conversions_squared_sum as {{ dbt.type_bigint() }}) as unit_conversions_squared_sum,
-        cast(unit_conversions_requests_sum as {{ dbt.type_bigint() }}) as unit_conversions_requests_sum
+        cast(unit_conversions_requests_sum as {{ dbt.type_bigint() }}) as unit_conversions_requests_sum,
+
+        ----------  the sums of the other defined metrics (experiment_metric_definitions)
+        cast(clicked_requests as {{ dbt.type_bigint() }}) as clicked_requests,
+        cast(converted_requests as {{ dbt.type_bigint() }}) as converted_requests,
+        cast(unit_clicked_requests_squared_sum as {{ dbt.type_bigint() }}) as unit_clicked_requests_squared_sum,
+        cast(unit_clicked_requests_requests_sum as {{ dbt.type_bigint() }}) as unit_clicked_requests_requests_sum,
+        cast(unit_converted_requests_squared_sum as {{ dbt.type_bigint() }}) as unit_converted_requests_squared_sum,
+        cast(unit_converted_requests_requests_sum as {{ dbt.type_bigint() }}) as unit_converted_requests_requests_sum,
+        cast(unit_revenue_squared_sum as {{ recsys_eval.type_double() }}) as unit_revenue_squared_sum,
+        cast(unit_revenue_requests_sum as {{ recsys_eval.type_double() }}) as unit_revenue_requests_sum
 
     from aggregated
 

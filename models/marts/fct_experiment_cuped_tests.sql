@@ -1,6 +1,14 @@
 {{ config(enabled=recsys_eval.using_source('assignments')) }}
 {%- set experiment = recsys_eval.experiment_config() -%}
-{%- set double = recsys_eval.type_double() %}
+{%- set double = recsys_eval.type_double() -%}
+{#- the metrics whose per-request outcome CUPED adjusts here: the shares (indicators clicked, converted),
+    named and placed as in recsys_eval.experiment_metric_definitions (one meaning per name) -#}
+{%- set shares = {} -%}
+{%- for metric in recsys_eval.experiment_metric_definitions() -%}
+{%- if metric.cuped_outcome in ['clicked', 'converted'] -%}
+{%- do shares.update({metric.cuped_outcome: {'name': metric.name, 'position': loop.index}}) -%}
+{%- endif -%}
+{%- endfor %}
 
 with
 
@@ -78,13 +86,13 @@ group_moments as (
 
 metric_groups as (
 
-    -- one row per group and metric: ctr on Y = clicked, conversion_rate on Y = converted (indicators)
+    -- one row per group and metric: click_share on Y = clicked, conversion_share on Y = converted
     select
         group_moments.scope,
         group_moments.segment_key,
         group_moments.variant,
-        'ctr' as metric,
-        1 as metric_position,
+        {{ recsys_eval.string_literal(shares.clicked.name) }} as metric,
+        {{ shares.clicked.position }} as metric_position,
         group_moments.covariate_exposures,
         cuped.theta_ctr as theta,
         group_moments.clicked_mean as unadjusted_mean,
@@ -101,8 +109,8 @@ metric_groups as (
         group_moments.scope,
         group_moments.segment_key,
         group_moments.variant,
-        'conversion_rate' as metric,
-        2 as metric_position,
+        {{ recsys_eval.string_literal(shares.converted.name) }} as metric,
+        {{ shares.converted.position }} as metric_position,
         group_moments.covariate_exposures,
         cuped.theta_conversion_rate as theta,
         group_moments.converted_mean as unadjusted_mean,

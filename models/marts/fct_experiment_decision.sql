@@ -2,8 +2,19 @@
 {%- set experiment = recsys_eval.experiment_config() -%}
 {%- set decision = recsys_eval.experiment_decision_config(experiment) -%}
 {%- set double = recsys_eval.type_double() -%}
-{%- set known_metrics = ['ctr', 'conversion_rate', 'revenue_per_request'] -%}
-{%- set tested_metrics = ['ctr', 'conversion_rate'] -%}
+{#- the columns this mart writes (the reference's metrics and tests); the metrics the rules read: under the
+    reference policy those, with the reference's pooled z-test (fct_experiment_significance); under the
+    playbook every defined metric (recsys_eval.experiment_metric_definitions) with its user-level
+    (delta-method) test of fct_experiment_metric_tests -#}
+{%- set reported_metrics = ['ctr', 'conversion_rate', 'revenue_per_request'] -%}
+{%- set reported_tests = ['ctr', 'conversion_rate'] -%}
+{%- if decision.policy == 'reference' -%}
+{%- set known_metrics = reported_metrics -%}
+{%- set tested_metrics = reported_tests -%}
+{%- else -%}
+{%- set known_metrics = recsys_eval.experiment_metric_names() -%}
+{%- set tested_metrics = known_metrics -%}
+{%- endif -%}
 {%- set guardrails = [
     ('latency_p95_ms', 'pass_latency'),
     ('error_rate', 'pass_error_rate'),
@@ -36,9 +47,9 @@
 {%- endfor -%}
 {%- set evidence_columns = [] -%}
 {%- for metric in known_metrics -%}
-{%- for side in ['control', 'candidate'] -%}
-{%- do evidence_columns.append(
-            'cast(coalesce(' ~ side ~ '_metrics.' ~ metric ~ ', 0) as ' ~ double ~ ') as ' ~ side ~ '_' ~ metric) -%}
+{%- for side, test_column in [('control', 'control_value'), ('candidate', 'variant_value')] -%}
+{%- set source = side ~ '_metrics.' ~ metric if metric in reported_metrics else metric ~ '_tests.' ~ test_column -%}
+{%- do evidence_columns.append('cast(coalesce(' ~ source ~ ', 0) as ' ~ double ~ ') as ' ~ side ~ '_' ~ metric) -%}
 {%- endfor -%}
 {%- endfor -%}
 {%- for metric in tested_metrics -%}
@@ -206,6 +217,14 @@ significance as (
 
 ),
 
+metric_tests as (
+
+    -- the user-level tests of every defined metric: what the playbook decides on
+    select * from {{ ref('fct_experiment_metric_tests') }}
+    where scope = 'global'
+
+),
+
 guardrails as (
 
     select * from {{ ref('fct_experiment_guardrails') }}
@@ -294,7 +313,7 @@ evidence as (
     left join variant_metrics as candidate_metrics
         on chosen.candidate_variant = candidate_metrics.variant
     {%- for metric in tested_metrics %}
-    left join significance as {{ metric }}_tests
+    left join {{ 'significance' if decision.policy == 'reference' else 'metric_tests' }} as {{ metric }}_tests
         on
             chosen.candidate_variant = {{ metric }}_tests.variant
             and {{ metric }}_tests.metric = {{ recsys_eval.string_literal(metric) }}
@@ -406,7 +425,7 @@ final as (
         candidate_variant,
 
         ----------  primary metrics: global values, deltas and the candidate's tests
-        {%- for metric in known_metrics %}
+        {%- for metric in reported_metrics %}
         {{ 'true' if metric in decision.primary_metrics else 'false' }} as is_{{ metric }}_primary,
         control_{{ metric }},
         candidate_{{ metric }},
@@ -414,7 +433,13 @@ final as (
         {{ metric }}_relative_delta,
         {{ recsys_eval.experiment_double_literal(decision.thresholds.get(metric, 0)) }} as {{ metric }}_threshold,
         {%- endfor %}
-        {%- for metric in tested_metrics %}
+        {#- the other defined metrics' deltas: 0 under the reference policy, which does not know them #}
+        {%- for metric in recsys_eval.experiment_metric_names() if metric not in reported_metrics %}
+        cast({{ metric ~ '_delta' if metric in known_metrics else '0' }} as {{ double }}) as {{ metric }}_delta,
+        cast({{ metric ~ '_relative_delta' if metric in known_metrics else '0' }} as {{ double }})
+            as {{ metric }}_relative_delta,
+        {%- endfor %}
+        {%- for metric in reported_tests %}
         {{ metric }}_p_value,
         {{ metric }}_adjusted_p_value,
         is_{{ metric }}_significant,

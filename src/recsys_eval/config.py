@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from recsys_eval import experiment_readout
 from recsys_eval.errors import ConfigError, RecsysEvalError
 from recsys_eval.inputs import check_input_file
 from recsys_eval.redaction import is_secret_name
@@ -106,6 +107,14 @@ EVAL_SPEC: dict[str, Any] = {
         "control_variant": str,
         "primary_metrics": ListOf(str),
         "cuped": {"enabled": bool, "covariate_key": str},
+        # the playbook's read-out (recsys_eval.experiment_readout): duration for a relative MDE,
+        # the Bayesian chance to beat control and expected loss under a Gaussian prior
+        "mde": float,
+        "mde_power": float,
+        "bayesian": {
+            "enabled": bool,
+            "prior": {"mean": float, "variance": float, "proper": bool},
+        },
         "power": {
             "metric": str,
             "baseline_rate": float,
@@ -556,6 +565,7 @@ def _validate_for_mode(mode: str, cfg: dict[str, Any], file: Path) -> None:
     policy = cfg["experiment"].get("decision", {}).get("policy", "playbook")
     if mode in ("experiment", "aa-check"):
         _validate_guardrail_margins(cfg["experiment"].get("guardrails", {}), file)
+        experiment_readout.validate(cfg["experiment"], file)
     if mode == "experiment" and policy.strip().lower() not in ("playbook", "reference"):
         raise ConfigError(
             f"{file}: experiment.decision.policy: must be playbook or reference, got {policy!r}"

@@ -12,6 +12,8 @@ import math
 from statistics import NormalDist
 from typing import Any
 
+from recsys_eval.experiment_readout import METRIC_NAMES, readout_section
+
 CORRECTIONS = ("fdr_bh", "bonferroni", "holm", "none")
 PRIMARY_METRICS = ("ctr", "conversion_rate", "revenue_per_request")
 TESTED_METRICS = ("ctr", "conversion_rate")
@@ -30,6 +32,7 @@ EXPERIMENT_MARTS = (
     "fct_experiment_guardrail_tests",
     "int_recsys_eval__experiment_arms",
     "fct_experiment_decision",
+    "fct_experiment_metric_tests",
 )
 POLICIES = ("playbook", "reference")
 # The guardrails tested for non-inferiority against the control (fct_experiment_guardrail_tests)
@@ -57,7 +60,7 @@ def experiment_vars(exp: dict[str, Any]) -> dict[str, Any]:
     srm = exp.get("srm", {})
     cuped = exp.get("cuped", {})
     decision = exp.get("decision", {})
-    primary = [m.lower() for m in exp.get("primary_metrics", []) if m.lower() in PRIMARY_METRICS]
+    primary = [m.lower() for m in exp.get("primary_metrics", []) if m.lower() in METRIC_NAMES]
     alpha = exp.get("multiple_comparisons", {}).get("alpha", 0.05)
     srm_alpha = srm.get("alpha", 0.001)
     covariate = cuped.get("covariate_key") if cuped.get("enabled") else None
@@ -354,7 +357,7 @@ def experiment_section(marts: dict[str, list[dict[str, Any]]], exp: dict[str, An
             r["scope"] != "global",
             r["segment_key"],
             r["variant"],
-            r["metric"] != "ctr",
+            r["metric_position"],
         ),
     )
     if cuped_active and cuped_tests:
@@ -369,6 +372,9 @@ def experiment_section(marts: dict[str, list[dict[str, Any]]], exp: dict[str, An
         ]
     if exp.get("srm", {}).get("enabled"):
         section["srm"] = srm_section(marts["fct_experiment_srm"], exp["srm"])
+    if marts.get("fct_experiment_metric_tests"):
+        # the user-level tests of every defined metric, the Bayesian read-out and the duration
+        section["readout"] = readout_section(marts["fct_experiment_metric_tests"], exp)
     return section
 
 
@@ -503,7 +509,7 @@ def decide(row: dict[str, Any], exp: dict[str, Any]) -> dict[str, Any]:
     }
     primary = []
     for metric in decision_metrics(exp):
-        known = metric in PRIMARY_METRICS  # any other name reads as 0 on both sides
+        known = metric in METRIC_NAMES  # any other name reads as 0 on both sides
         primary.append(
             {
                 "metric": metric,

@@ -129,8 +129,9 @@ def test_everything_enabled_reference_policy(tmp_path, method):
     )
     assert list(exp["srm"]["by_segment"]) == ["tenant="]
     # beyond the reference: CUPED-adjusted tests, guardrail non-inferiority, SRM practical size
+    # CUPED adjusts the share of requests with a click (the reference's ctr_adjusted): click_share
     cuped_ctr = exp["cuped"]["tests"][0]
-    assert (cuped_ctr["metric"], cuped_ctr["variant"]) == ("ctr", "B")
+    assert (cuped_ctr["metric"], cuped_ctr["variant"]) == ("click_share", "B")
     assert cuped_ctr["absolute_lift"] == pytest.approx(
         by_variant["B"]["ctr_adjusted"] - by_variant["A"]["ctr_adjusted"], abs=1e-12
     )

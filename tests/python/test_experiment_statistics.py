@@ -37,6 +37,7 @@ from test_experiment_models import load_planted, read_rows
 
 MODELS = [
     "+fct_experiment_significance",
+    "+fct_experiment_metric_tests",
     "+fct_experiment_cuped_tests",
     "+fct_experiment_guardrail_tests",
     "+fct_experiment_srm",
@@ -313,8 +314,10 @@ def test_cuped_tests_match_ols(built):
     covariate_cases = [case for case in built["cases"] if case["covariate"] is not None]
     global_mean = np.mean([case["covariate"] for case in covariate_cases])
     for row in rows:
-        field = "clicks" if row["metric"] == "ctr" else "conversions"
-        theta = cuped["theta_ctr"] if row["metric"] == "ctr" else cuped["theta_conversion_rate"]
+        field = "clicks" if row["metric"] == "click_share" else "conversions"
+        theta = (
+            cuped["theta_ctr"] if row["metric"] == "click_share" else cuped["theta_conversion_rate"]
+        )
         assert math.isclose(row["cuped_theta"], theta, abs_tol=1e-15)
         cases = [
             case
@@ -365,7 +368,7 @@ def test_cuped_tests_match_ols(built):
         )
     # the pre-period covariate explains much of ctr: a real variance reduction on the global tests
     (b_ctr,) = [
-        r for r in rows if (r["scope"], r["variant"], r["metric"]) == ("global", "B", "ctr")
+        r for r in rows if (r["scope"], r["variant"], r["metric"]) == ("global", "B", "click_share")
     ]
     assert b_ctr["cuped_variance_reduction"] > 0.1
     _, adjusted, _, _ = multipletests([row["cuped_p_value"] for row in rows], method="fdr_bh")
@@ -501,3 +504,170 @@ def test_invalid_statistics_vars_fail_compilation(tmp_path: Path, dbt_vars, mess
     )
     assert result.returncode != 0
     assert message in result.stdout, result.stdout[-3000:]
+
+
+# -- 6. one meaning per metric, at the randomization unit (fct_experiment_metric_tests) ------------
+
+# each defined metric's per-request numerator (a function of a case) and its denominator
+METRIC_NUMERATORS = {
+    "ctr": lambda case: case["clicks"],
+    "click_share": lambda case: 1.0 if case["clicks"] > 0 else 0.0,
+    "conversion_rate": lambda case: case["conversions"],
+    "conversion_share": lambda case: 1.0 if case["conversions"] > 0 else 0.0,
+    "revenue_per_request": lambda case: 5.0 * case["conversions"],  # conversions are worth 5
+    "revenue_per_user": lambda case: 5.0 * case["conversions"],
+}
+
+
+def test_metric_tests_match_cluster_robust_ols(built):
+    """Every defined metric's user-level test: the ratio metrics against statsmodels' OLS with
+    cluster-robust (CR0) covariance by user on the per-request outcomes, the per-user mean against
+    OLS on the per-user totals (HC0); lift, standard error, p-value to 1e-9, the family's BH against
+    multipletests, the relative lift's delta-method SE by hand."""
+    rows = read_rows(
+        built["database"],
+        "select * from recsys_eval_marts.fct_experiment_metric_tests order by test_position",
+    )
+    assert [r["metric"] for r in rows[:6]] == list(METRIC_NUMERATORS)
+    assert len(rows) == 6 * 2 * (1 + len(TENANTS))
+    user_codes: dict[str, int] = {}
+    for row in rows:
+        numerator = METRIC_NUMERATORS[row["metric"]]
+        cases = [
+            case
+            for case in population(built["cases"], row["scope"], row["segment_key"])
+            if case["variant"] in (row["variant"], "A")
+        ]
+        if row["metric"] == "revenue_per_user":
+            totals: dict[tuple[str, bool], float] = {}
+            for case in cases:
+                key = (case["user_id"], case["variant"] != "A")
+                totals[key] = totals.get(key, 0.0) + numerator(case)
+            y = np.array(list(totals.values()))
+            treatment = np.array([key[1] for key in totals])
+            fit = sm.OLS(y, sm.add_constant(treatment.astype(float))).fit(cov_type="HC0")
+        else:
+            y = np.array([numerator(case) for case in cases], dtype=float)
+            treatment = np.array([case["variant"] != "A" for case in cases])
+            groups = np.array(
+                [user_codes.setdefault(case["user_id"], len(user_codes)) for case in cases]
+            )
+            fit = cluster_ols(y, treatment, groups)
+        arm, control = y[treatment], y[~treatment]
+        assert math.isclose(row["variant_value"], arm.mean(), rel_tol=1e-12, abs_tol=1e-15)
+        assert math.isclose(row["control_value"], control.mean(), rel_tol=1e-12, abs_tol=1e-15)
+        assert math.isclose(row["absolute_lift"], fit.params[1], abs_tol=1e-12)
+        assert rel_close(row["absolute_lift_standard_error"], fit.bse[1], 1e-9), row
+        assert rel_close(row["p_value"], fit.pvalues[1], 1e-9), row
+        variance1 = row["variant_unit_variance"] / row["user_count"]
+        variance0 = row["control_unit_variance"] / row["control_user_count"]
+        assert rel_close(variance1 + variance0, fit.bse[1] ** 2, 1e-9)
+        r1, r0 = row["variant_value"], row["control_value"]
+        relative_se = math.sqrt(variance1 / r0**2 + r1**2 * variance0 / r0**4)
+        assert rel_close(row["relative_lift_standard_error"], relative_se, 1e-9)
+        assert math.isclose(row["relative_lift"], r1 / r0 - 1, rel_tol=1e-12)
+    _, adjusted, _, _ = multipletests([row["p_value"] for row in rows], method="fdr_bh")
+    for row, expected in zip(rows, adjusted, strict=True):
+        assert rel_close(row["adjusted_p_value"], expected, 1e-9)
+        assert row["family_size"] == len(rows)
+        assert row["is_significant"] == (expected <= 0.05)
+    # ctr and conversion_rate: the same numbers as the user-level columns of the reference mart
+    reference = {
+        (r["scope"], r["segment_key"], r["variant"], r["metric"]): r
+        for r in read_rows(
+            built["database"], "select * from recsys_eval_marts.fct_experiment_significance"
+        )
+    }
+    for row in rows:
+        twin = reference.get((row["scope"], row["segment_key"], row["variant"], row["metric"]))
+        if twin is not None:
+            assert row["absolute_lift_standard_error"] == twin["user_absolute_lift_standard_error"]
+            assert row["p_value"] == twin["user_p_value"]
+
+
+def test_cuped_and_the_test_of_a_metric_share_its_definition(built):
+    """CUPED adjusts the share metrics: its rows are named click_share / conversion_share (the old
+    'ctr' there was the share of requests with a click while the test's ctr is clicks per request),
+    and on the same cases its unadjusted mean is the metric tests' definition of that name."""
+    cuped = read_rows(
+        built["database"],
+        "select * from recsys_eval_marts.fct_experiment_cuped_tests where scope = 'global'",
+    )
+    tests = {
+        (r["variant"], r["metric"]): r
+        for r in read_rows(
+            built["database"],
+            "select * from recsys_eval_marts.fct_experiment_metric_tests where scope = 'global'",
+        )
+    }
+    assert {r["metric"] for r in cuped} == {"click_share", "conversion_share"}
+    covariate_cases = [case for case in built["cases"] if case["covariate"] is not None]
+    for row in cuped:
+        numerator = METRIC_NUMERATORS[row["metric"]]
+        twin = tests[(row["variant"], row["metric"])]
+        assert (
+            twin["metric_kind"] == "proportion"
+            and twin["metric_position"] == row["metric_position"]
+        )
+        for variant, column, twin_column in [
+            (row["variant"], "cuped_unadjusted_variant_mean", "variant_value"),
+            ("A", "cuped_unadjusted_control_mean", "control_value"),
+        ]:
+            every = [numerator(c) for c in built["cases"] if c["variant"] == variant]
+            covered = [numerator(c) for c in covariate_cases if c["variant"] == variant]
+            # one definition: the share over the cases each analysis uses
+            assert math.isclose(twin[twin_column], np.mean(every), rel_tol=1e-12)
+            assert math.isclose(row[column], np.mean(covered), rel_tol=1e-12)
+            # and a 95 % random subset of the cases estimates the same share (not twice it)
+            assert abs(row[column] - twin[twin_column]) < 0.02
+
+
+def test_sql_unit_variances_are_gbstats_ratio_variances(built):
+    """The per-user variance of fct_experiment_metric_tests (population moments, divide by n) is
+    gbstats 0.8.0's RatioStatistic / SampleMeanStatistic variance (divide by n - 1) times
+    (n - 1) / n, on the same per-user sums: the Bayesian read-out's inputs are gbstats' quantity."""
+    from test_experiment_readout import _gbstats
+
+    rows = read_rows(
+        built["database"],
+        "select * from recsys_eval_marts.fct_experiment_metric_tests where scope = 'global'"
+        " and metric in ('ctr', 'revenue_per_user') order by variant, metric",
+    )
+    cases = []
+    for row in rows:
+        numerator = METRIC_NUMERATORS[row["metric"]]
+        stats_by_arm = []
+        for variant in ("A", row["variant"]):
+            per_user: dict[str, list[float]] = {}
+            for case in built["cases"]:
+                if case["variant"] == variant:
+                    per_user.setdefault(case["user_id"], [0.0, 0.0])
+                    per_user[case["user_id"]][0] += numerator(case)
+                    per_user[case["user_id"]][1] += 1
+            m = np.array([v[0] for v in per_user.values()])
+            d = np.array([v[1] for v in per_user.values()])
+            if row["metric"] == "revenue_per_user":
+                stat = {"kind": "mean", "n": len(m), "sum": m.sum(), "sum_squares": (m * m).sum()}
+            else:
+                stat = {
+                    "kind": "ratio",
+                    "n": len(m),
+                    "m_sum": m.sum(),
+                    "m_sum_squares": (m * m).sum(),
+                    "d_sum": d.sum(),
+                    "d_sum_squares": (d * d).sum(),
+                    "m_d_sum_of_products": (m * d).sum(),
+                }
+            stats_by_arm.append({k: float(v) if k != "kind" else v for k, v in stat.items()})
+        cases.append(
+            {
+                "a": stats_by_arm[0],
+                "b": stats_by_arm[1],
+                "prior": {"mean": 0, "variance": 1, "proper": False},
+            }
+        )
+    for row, ref in zip(rows, _gbstats(cases), strict=True):
+        n1, n0 = row["user_count"], row["control_user_count"]
+        assert rel_close(row["variant_unit_variance"], ref["b"]["variance"] * (n1 - 1) / n1, 1e-9)
+        assert rel_close(row["control_unit_variance"], ref["a"]["variance"] * (n0 - 1) / n0, 1e-9)
+        assert rel_close(row["variant_value"], ref["b"]["mean"], 1e-12)

@@ -9,6 +9,7 @@ from typing import Any
 from recsys_eval.render.document import Bullets, Chart, Paragraph, Section, Table
 from recsys_eval.render.generic import GLOBAL, flatten, forest_row, leftover_blocks, records_table
 from recsys_eval.render.numbers import count, fixed, interval, p_value, percent, signed
+from recsys_eval.render.sections_readout import readout_section
 from recsys_eval.render.verdict import guardrail_unset
 
 # -- experiment ---------------------------------------------------------------------------------
@@ -44,6 +45,8 @@ def experiment_sections(exp: dict[str, Any]) -> list[Section]:
     out = []
     if isinstance(exp.get("decision"), dict):
         out.append(decision_section(exp["decision"]))
+    if isinstance(exp.get("readout"), dict):
+        out.append(readout_section(exp["readout"]))
     main = Section("Experiment Metrics", "experiment-metrics")
     if exp.get("experiment_id"):
         main.add(Paragraph(f"Experiment: {exp['experiment_id']}"))
@@ -133,6 +136,7 @@ def experiment_sections(exp: dict[str, Any]) -> list[Section]:
         "significance",
         "srm",
         "decision",
+        "readout",
     }
     out[-1].add(*leftover_blocks(exp, known, "Other experiment fields"))
     return out
@@ -336,8 +340,10 @@ def _how_to_read(tests: list[dict[str, Any]]) -> list[Paragraph]:
     computations, and the decision uses the test."""
     out = [
         Paragraph(
-            "The p-value, Adjusted p and Significant columns are the pooled two-proportion z-test "
-            "(corrected over every test of the table), which the decision uses; the intervals "
+            "The p-value, Adjusted p and Significant columns are the reference's pooled "
+            "two-proportion z-test per request (corrected over every test of the table), which "
+            "the reference policy's decision uses (the playbook reads the per-user tests of "
+            "'What to read' instead); the intervals "
             "are separate estimates (Lift CI: unpooled normal, Relative CI: delta method, "
             "neither corrected for multiple tests), so a significant test can have an interval "
             "that covers 0, or the reverse, most often the relative lift over a small control rate."
