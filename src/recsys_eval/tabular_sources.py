@@ -529,7 +529,11 @@ def build_query(
         key = "null"
     if plan.pg_copy is not None:  # a Postgres table has no stable order: every column
         tie = ", ".join(quote_ident(c) for c, _ in cols)
-        position = f"row_number() over (order by {tie})"
+        # item rows compare positions only within a request: numbered per request
+        within = (
+            f"partition by {quote_ident(present['request_id'])} " if layout == "item_rows" else ""
+        )
+        position = f"row_number() over ({within}order by {tie})"
     else:
         position = plan.position or "row_number() over ()"
     scan = f"(select *, {position} as {POS} from {relation}) as s"
@@ -561,7 +565,12 @@ def build_query(
             parts.append(f"'\"{n}\":' || first({val(n)} {order})")
     doc = f"'{{' || concat_ws(',', {', '.join(parts)}) || '}}'"
     rid = quote_ident(present["request_id"])
-    plan.stage = fast.item_rows_stage(doc, key, scan, rid)
+    # the rows of the requests SQL did not prove valid (positions keep their relative order)
+    bad_rows = (
+        f"(select *, {position} as {POS} from {relation} as __rse_r where exists (select 1 from "
+        f"{STAGE} as b where not b.ok and b.rid is not distinct from __rse_r.{rid})) as s"
+    )
+    plan.stage = fast.item_rows_stage(doc, key, scan, rid, bad_rows)
     return (
         f"select doc from (select {doc} as doc, min({key}) as k, {rid} as rid from {scan} "
         f"group by {rid}) order by k nulls last, rid"
@@ -791,7 +800,9 @@ class _Fast:
             f"select o.{LINE}, b.doc from {STAGE} as b {join} where not b.ok",
         )  # fmt: skip
 
-    def item_rows_stage(self, doc: str, key: str, scan: str, rid: str) -> FastSql | None:
+    def item_rows_stage(
+        self, doc: str, key: str, scan: str, rid: str, bad_rows: str
+    ) -> FastSql | None:
         """Item rows: one aggregation computes each request's typed columns into a temporary
         table (a request's fields from its first item by rank, then position: `arg_min_null` on
         one integer key; its items sorted by that key), the order is numbered over that table's
@@ -838,10 +849,7 @@ class _Fast:
         )
         names = ", ".join(f"c{i}" for i in range(len(typed)))
         join = f"join {ORDER} as o on o.{KEY} = b.rowid"
-        docs = (
-            f"select {doc} as doc, {rid} as rid from {scan} where exists (select 1 from {STAGE} "
-            f"as b where not b.ok and b.rid is not distinct from {rid}) group by {rid}"
-        )
+        docs = f"select {doc} as doc, {rid} as rid from {bad_rows} group by {rid}"
         docs = (
             f"select b.rowid, d.doc from ({docs}) as d join {STAGE} as b on not b.ok and "
             "b.rid is not distinct from d.rid"
