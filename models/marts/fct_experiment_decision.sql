@@ -2,10 +2,8 @@
 {%- set experiment = recsys_eval.experiment_config() -%}
 {%- set decision = recsys_eval.experiment_decision_config(experiment) -%}
 {%- set double = recsys_eval.type_double() -%}
-{#- the columns this mart writes (the reference's metrics and tests); the metrics the rules read: under the
-    reference policy those, with the reference's pooled z-test (fct_experiment_significance); under the
-    playbook every defined metric (recsys_eval.experiment_metric_definitions) with its user-level
-    (delta-method) test of fct_experiment_metric_tests -#}
+{#- written columns: the reference's; read: those (reference, fct_experiment_significance) or every
+    defined metric (playbook, the per-user tests of fct_experiment_metric_tests) -#}
 {%- set reported_metrics = ['ctr', 'conversion_rate', 'revenue_per_request'] -%}
 {%- set reported_tests = ['ctr', 'conversion_rate'] -%}
 {%- if decision.policy == 'reference' -%}
@@ -219,7 +217,7 @@ significance as (
 
 metric_tests as (
 
-    -- the user-level tests of every defined metric: what the playbook decides on
+    -- the per-user tests the playbook decides on
     select * from {{ ref('fct_experiment_metric_tests') }}
     where scope = 'global'
 
