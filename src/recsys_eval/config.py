@@ -81,7 +81,7 @@ EVAL_SPEC: dict[str, Any] = {
     "offline": {
         "metrics": ListOf({"name": str, "k": int}),
         "slice_keys": ListOf(str),
-        "gates": ListOf({"metric": str, "max_drop": float}),
+        "gates": ListOf({"metric": str, "max_drop": float, "require_significance": bool}),
         "time_split": {
             "train": _WINDOW,
             "test": _WINDOW,
@@ -91,6 +91,16 @@ EVAL_SPEC: dict[str, Any] = {
         "history_dir": str,
         "dialect": str,
         "relevance": {"grade": str, "gains": MapOf(float)},
+        # paired tests against the --baseline run (recsys_eval.offline_significance)
+        "significance": {
+            "enabled": bool,
+            "test": str,
+            "correction": str,
+            "alpha": float,
+            "permutations": int,
+            "iterations": int,
+            "seed": int,
+        },
     },
     "experiment": {
         "experiment_id": str,
@@ -644,6 +654,9 @@ GAIN_EVENTS = ("click", "conversion")
 
 
 def _validate_offline_options(off: dict[str, Any], file: Path) -> None:
+    from recsys_eval import offline_significance
+
+    offline_significance.validate(off, file)
     dialect = off.get("dialect", "reference")
     if dialect.strip().lower() not in OFFLINE_DIALECTS:
         raise ConfigError(

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recsys_eval import __version__, tempdirs
+from recsys_eval import __version__, offline_significance, tempdirs
 from recsys_eval.artifacts import provenance
 from recsys_eval.commands.load import add_pii_guard_flag
 from recsys_eval.config import RunConfig, load_run_config
@@ -170,6 +170,14 @@ def main(args: argparse.Namespace) -> int:
         )
     # The reference ignores --baseline outside offline mode; a bad baseline fails before work.
     baseline = read_baseline(args.baseline) if args.baseline and cfg.mode == "offline" else None
+    # offline.significance: the baseline's per-request values, checked before any work
+    significance = offline_significance.settings(cfg.eval["offline"])[0]["enabled"]
+    significance = significance and cfg.mode == "offline"
+    baseline_requests = (
+        offline_significance.check_baseline_file(args.baseline, baseline)
+        if significance and baseline is not None
+        else None
+    )
     output = args.output
     if not output.resolve().parent.is_dir():
         raise RecsysEvalError(
@@ -177,6 +185,8 @@ def main(args: argparse.Namespace) -> int:
         )
     # Every destination (a read-only folder, a device, a symbolic link) fails before any work.
     check_writable(output)
+    if significance:
+        check_writable(offline_significance.sidecar_path(output))
     for path, _fmt in extra_views:
         check_writable(path)
     # Without a kept --database, quarantined lines are kept beside the report.
@@ -212,6 +222,8 @@ def main(args: argparse.Namespace) -> int:
         )
         with timer.stage("load"):
             loads = load_sources(cfg, database, log)
+            if baseline_requests is not None:
+                offline_significance.load_baseline(database, baseline_requests)
         if quarantine_file is not None and loads["quarantined"]:
             quarantined_lines = read_quarantine(database, loads["loads"].values())
         with timer.stage("models"):
@@ -223,6 +235,16 @@ def main(args: argparse.Namespace) -> int:
                 memory_limit=memory_limit,
                 full_tests=bool(getattr(args, "full_tests", False)),
                 log=log,
+                paired=baseline_requests is not None,
+            )
+            if baseline_requests is not None:
+                marts["paired_tests"] = offline_significance.read_mart(database)
+            sidecar = (
+                offline_significance.export_request_metrics(
+                    database, check_writable(output).parent, run_id(cfg.mode, created)
+                )
+                if significance
+                else None
             )
         log.line(_models_line(marts, timer.seconds("models")))
         log.line(_checks_line(marts))
@@ -236,6 +258,8 @@ def main(args: argparse.Namespace) -> int:
     # The views render the JSON as written, so they equal `recsys-eval render` of the file.
     written = json.loads(text) if render is not None or extra_views else report
     write_atomic(output, text if render is None else render(written, fmt))
+    if sidecar is not None:  # this run's per-request values, for a later run's --baseline
+        offline_significance.publish(sidecar, output)
     for path, view_fmt in extra_views:
         write_atomic(path, _renderer(view_fmt)(written, view_fmt))
     if history_file is not None:
@@ -633,6 +657,8 @@ def dbt_vars(cfg: RunConfig) -> dict[str, Any]:
             "grade": relevance.get("grade", "binary").strip().lower(),
             "gains": dict(relevance.get("gains", {})),
         }
+        sig_conf = offline_significance.settings(off)[0]
+        out["recsys_eval__offline_significance"] = offline_significance.dbt_var(sig_conf)
         boot = off["bootstrap"]
         out["recsys_eval__offline_bootstrap"] = {
             "enabled": boot["enabled"],
@@ -651,6 +677,7 @@ def build_marts(
     memory_limit: str | None = None,
     full_tests: bool = False,
     log: StageLog | None = None,
+    paired: bool = False,
 ) -> dict[str, Any]:
     """Build the models the mode needs and read back what the report uses.
 
@@ -666,6 +693,8 @@ def build_marts(
         select.append("+fct_offline_metrics")
         if cfg.eval["offline"]["bootstrap"]["enabled"]:
             select.append("+fct_offline_metric_intervals")
+        if paired:  # offline.significance with a baseline's per-request values
+            select.append("+" + offline_significance.MART)
     if cfg.mode in ("experiment", "aa-check"):
         select += [f"+{name}" for name in EXPERIMENT_MARTS]
     plugin = plugin_for(cfg.mode)
@@ -875,15 +904,30 @@ def assemble_report(
         if baseline is not None:
             section["baseline"] = compare_baseline(section["metrics"], baseline)
             executive["key_deltas"] = key_deltas(section["baseline"]["deltas"])
+            if row.get("paired_tests") is not None:
+                conf, defaulted = offline_significance.settings(off)
+                section["significance"] = offline_significance.section(
+                    row["paired_tests"], conf, defaulted, baseline.get("run_id", "")
+                )
+                warnings += offline_significance.warnings_for(section["significance"])
             if gates_cfg:
                 # Gates are evaluated only against a baseline, as in the reference.
-                report["gates"] = evaluate_gates(gates_cfg, section["baseline"]["deltas"])
+                report["gates"] = offline_significance.apply_to_gates(
+                    evaluate_gates(gates_cfg, section["baseline"]["deltas"]),
+                    gates_cfg,
+                    section.get("significance"),
+                )
                 failed = [g for g in report["gates"] if not g["passed"]]
                 executive["decision"] = "fail" if failed else "pass"
                 if failed:
                     executive["gate_failures"] = failed
         elif gates_cfg:
             warnings.append("gates_not_evaluated: offline gates need --baseline")
+        if baseline is None and offline_significance.settings(off)[0]["enabled"]:
+            warnings.append(
+                "significance_not_evaluated: offline.significance needs --baseline (this run's "
+                "per-request values are kept beside the report for a later run's baseline)"
+            )
         report["offline"] = section
     n_variants = None
     if cfg.mode in ("experiment", "aa-check"):

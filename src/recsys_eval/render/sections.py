@@ -140,9 +140,17 @@ def gates_section(gates: list[dict[str, Any]]) -> Section:
         ]
         for g in gates
     ]
-    return Section("Regression Gates", "gates").add(
-        Table(["Metric", "Max Drop", "Delta", "Passed"], rows, numeric=(1, 2))
-    )
+    headers = ["Metric", "Max Drop", "Delta", "Passed"]
+    if any(g.get("require_significance") for g in gates):  # offline.gates[].require_significance
+        headers += ["Needs Significance", "Significant", "Note"]
+        for row, g in zip(rows, gates, strict=True):
+            needs = bool(g.get("require_significance"))
+            row += [
+                "yes" if needs else "no",
+                ("yes" if g.get("significant") else "no") if needs else "",
+                str(g.get("note", "")),
+            ]
+    return Section("Regression Gates", "gates").add(Table(headers, rows, numeric=(1, 2)))
 
 
 # -- A/A, data quality, run details -------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 
 from recsys_eval.render.document import Chart, Paragraph, Section, Table
 from recsys_eval.render.generic import GLOBAL, forest_row, leftover_blocks
-from recsys_eval.render.numbers import fixed, interval, signed
+from recsys_eval.render.numbers import fixed, interval, p_value, signed
 
 
 def _metric_table(metrics: list[dict[str, Any]], title: str = "") -> Table:
@@ -74,8 +74,60 @@ def offline_sections(off: dict[str, Any]) -> list[Section]:
         )
         sec.add(*leftover_blocks(baseline, {"baseline_run_id", "deltas"}))
         out.append(sec)
-    out[-1].add(*leftover_blocks(off, {"metrics", "by_segment", "baseline"}))
+    significance = off.get("significance")
+    if isinstance(significance, dict):
+        out.append(_significance_section(significance))
+    out[-1].add(*leftover_blocks(off, {"metrics", "by_segment", "baseline", "significance"}))
     return out
+
+
+def _significance_section(sig: dict[str, Any]) -> Section:
+    """offline.significance: the paired tests against the baseline, per metric."""
+    sec = Section("Paired Significance against the Baseline", "significance")
+    defaults = sig.get("defaults_used") or []
+    sec.add(
+        Paragraph(
+            f"Baseline run: {sig.get('baseline_run_id', '')}. Paired over the requests both runs "
+            f"evaluated: t-test, randomization test ({sig.get('permutations')} seeded sign flips, "
+            f"seed {sig.get('seed')}) and bootstrap interval of the mean difference "
+            f"({sig.get('iterations')} replicates); p-values corrected across metrics with "
+            f"{sig.get('correction')}; significant = the {sig.get('test')} test's corrected p "
+            f"below {sig.get('alpha')}."
+            + (f" Defaults used (not set): {', '.join(map(str, defaults))}." if defaults else "")
+        )
+    )
+    rows = [
+        [
+            str(m.get("name", "")),
+            str(m.get("paired_requests", "")),
+            signed(m.get("mean_difference"), 6),
+            interval(m.get("ci"), 6, signs=True),
+            p_value(m.get("t_p_value")),
+            p_value(m.get("t_p_value_adjusted")),
+            p_value(m.get("permutation_p_value")),
+            p_value(m.get("permutation_p_value_adjusted")),
+            "yes" if m.get("significant") else "no",
+        ]
+        for m in sig.get("metrics") or []
+    ]
+    sec.add(
+        Table(
+            [
+                "Metric",
+                "Pairs",
+                "Mean Difference",
+                "Bootstrap CI",
+                "t p",
+                "t p (corrected)",
+                "Permutation p",
+                "Permutation p (corrected)",
+                "Significant",
+            ],
+            rows,
+            numeric=(1, 2, 4, 5, 6, 7),
+        )
+    )
+    return sec
 
 
 def _metric_panels(names: list[str], values: dict[str, dict[str, float]]) -> list[dict]:
