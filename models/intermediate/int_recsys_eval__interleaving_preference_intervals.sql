@@ -24,27 +24,61 @@ engaged_scopes as (
 
 ),
 
-engaged_users as (
+user_scope_entries as (
 
-    -- a user's weights are the same in every scope: drawn once per user, not once per scope
-    select distinct user_id
+    -- one entry per scope a user is engaged in, with the user's score there (the segment key
+    -- length-prefixed, so that joined entries cannot be read two ways)
+    select
+        user_id,
+        {{ dbt.concat([
+            'scope', "':'", 'cast(' ~ dbt.length('segment_key') ~ ' as ' ~ dbt.type_string() ~ ')', "':'",
+            'segment_key', "':'", 'cast(preference_score as ' ~ dbt.type_string() ~ ')',
+        ]) }} as scope_entry
+
     from engaged_scopes
+
+),
+
+user_memberships as (
+
+    -- the set of (scope, segment, score) a user counts in: users with the same set add their
+    -- weights to the same replicate sums, so their weights are summed per set first
+    select
+        user_id,
+        {{ recsys_eval.distinct_set_key('scope_entry') }} as membership
+
+    from user_scope_entries
+    group by user_id
+
+),
+
+membership_scopes as (
+
+    select distinct
+        user_memberships.membership,
+        engaged_scopes.scope,
+        engaged_scopes.segment_key,
+        engaged_scopes.preference_score
+
+    from user_memberships
+    inner join engaged_scopes
+        on user_memberships.user_id = engaged_scopes.user_id
 
 ),
 
 user_draws as (
 
     -- Poisson bootstrap over users: every engaged user gets an independent Poisson(1) weight per
-    -- replicate from md5('<seed>|<user_id>|<replicate>'), the same in every scope, on every engine
-    -- and for any row order
+    -- replicate from md5('<seed>|<user_id>|<replicate>'), drawn once and the same in every scope,
+    -- on every engine and for any row order
     select
-        engaged_users.user_id,
+        user_memberships.membership,
         replicates.replicate,
         {{ recsys_eval.hash_uniform(
-            recsys_eval.bootstrap_replicate_key(interleaving.seed, 'engaged_users.user_id', 'replicates.replicate')) }}
+            recsys_eval.bootstrap_replicate_key(interleaving.seed, 'user_memberships.user_id', 'replicates.replicate')) }}
             as draw
 
-    from engaged_users
+    from user_memberships
     cross join replicates
 
 ),
@@ -52,7 +86,7 @@ user_draws as (
 user_weights as (
 
     select
-        user_id,
+        membership,
         replicate,
         {{ recsys_eval.bootstrap_poisson_weight('draw') }} as weight
 
@@ -60,10 +94,25 @@ user_weights as (
 
 ),
 
+membership_weights as (
+
+    -- integer sums: exact in any order
+    select
+        membership,
+        replicate,
+        sum(weight) as weight
+
+    from user_weights
+    group by
+        membership,
+        replicate
+
+),
+
 drawn_weights as (
 
-    -- a user that a replicate did not draw adds nothing to it
-    select * from user_weights
+    -- a set of users that a replicate did not draw adds nothing to it
+    select * from membership_weights
     where weight > 0
 
 ),
@@ -71,15 +120,15 @@ drawn_weights as (
 scoped_weights as (
 
     select
-        engaged_scopes.scope,
-        engaged_scopes.segment_key,
-        engaged_scopes.preference_score,
+        membership_scopes.scope,
+        membership_scopes.segment_key,
+        membership_scopes.preference_score,
         drawn_weights.replicate,
         drawn_weights.weight
 
-    from engaged_scopes
+    from membership_scopes
     inner join drawn_weights
-        on engaged_scopes.user_id = drawn_weights.user_id
+        on membership_scopes.membership = drawn_weights.membership
 
 ),
 

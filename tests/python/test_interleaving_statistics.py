@@ -48,6 +48,26 @@ def _grid_rows(rows: list, outcomes: list) -> None:
                 outcomes.append((request_id, f"gu{g}-{q}", clicked))
 
 
+MULTI_WORLDS = ("m;x:1", "m;x")  # one user in both; separator characters in the segment keys
+
+
+def _multi_segment_rows(rows: list, outcomes: list) -> None:
+    """300 users with one impression in each of two segments (the same user counts in both)."""
+    rng = random.Random(11)
+    for u in range(300):
+        for world in MULTI_WORLDS:
+            request_id = f"{world}-{u}"
+            first, second = ("A", "B") if rng.random() < 0.5 else ("B", "A")
+            items = [
+                {"item_id": "x", "rank": 1, "team": first},
+                {"item_id": "y", "rank": 2, "team": second},
+            ]
+            rows.append((request_id, f"multi-user{u}", items, {"world": world}))
+            clicked = rng.choice(["x", "y", "x", None])
+            if clicked:
+                outcomes.append((request_id, f"multi-user{u}", clicked))
+
+
 def _world(name: str, users: int, a_noise: float, b_noise: float, rng: np.random.Generator):
     """Team-draft interleaved lists and position-based clicks; returns the Python tally."""
     rows, outcomes, tally = [], [], {"A": 0, "B": 0, "tie": 0}
@@ -83,6 +103,7 @@ def results(tmp_path_factory) -> dict:
         world_rows, world_outcomes, tallies[name] = _world(name, 1500, a_noise, b_noise, rng)
         rows += world_rows
         outcomes += world_outcomes
+    _multi_segment_rows(rows, outcomes)
     order = list(range(len(rows)))
     random.Random(7).shuffle(order)  # file order must not matter
     database = tmp / "stats.duckdb"
@@ -123,6 +144,14 @@ def results(tmp_path_factory) -> dict:
             con.execute(engaged + "scope = 'segment' and segment_key = 'world=pref'").fetchall()
         )
         global_scores = dict(con.execute(engaged + "scope = 'global'").fetchall())
+        multi_scores = {
+            world: dict(
+                con.execute(
+                    engaged + "scope = 'segment' and segment_key = ?", [f"world={world}"]
+                ).fetchall()
+            )
+            for world in MULTI_WORLDS
+        }
     finally:
         con.close()
     global_row = next(row for row in by_key.values() if row["scope"] == "global")
@@ -132,6 +161,7 @@ def results(tmp_path_factory) -> dict:
         "pref_scores": scores,
         "global_scores": global_scores,
         "global_row": global_row,
+        "multi_scores": multi_scores,
     }
 
 
@@ -175,6 +205,22 @@ def test_preference_interval_matches_the_python_bootstrap(results: dict) -> None
     assert row["preference_ci_upper"] == pytest.approx(upper, abs=1e-12)
     share = sum(results["pref_scores"].values()) / len(results["pref_scores"])
     assert row["preference_share_a"] == pytest.approx(share, abs=1e-12)
+
+
+@pytest.mark.parametrize("world", MULTI_WORLDS)
+def test_interval_of_users_in_two_segments_matches_the_python_bootstrap(
+    results: dict, world: str
+) -> None:
+    """The same users in two segments whose keys hold the separators: each segment's interval is
+    the Python bootstrap of its own engaged users (weights shared, scopes kept apart)."""
+    row = results["rows"][f"world={world}"]
+    scores = results["multi_scores"][world]
+    assert len(scores) > 100
+    lower, upper, used = interval(scores, iterations=200, seed=SEED, level=0.95)
+    assert row["users_engaged"] == len(scores)
+    assert row["preference_ci_replicates"] == used
+    assert row["preference_ci_lower"] == pytest.approx(lower, abs=1e-12)
+    assert row["preference_ci_upper"] == pytest.approx(upper, abs=1e-12)
 
 
 def test_global_preference_interval_matches_the_python_bootstrap(results: dict) -> None:
