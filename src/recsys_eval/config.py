@@ -152,6 +152,9 @@ EVAL_SPEC: dict[str, Any] = {
             "policy": str,
         },
         "aa_check": {"enabled": bool, "thresholds": ListOf(float)},
+        # safe to peek and lift over time (experiment_over_time.py)
+        "sequential": {"enabled": bool, "tuning_parameter": float, "srm_concentration": float},
+        "over_time": {"bucket": str},
     },
     "ope": {
         "reward_event": str,
@@ -575,6 +578,7 @@ def _validate_for_mode(mode: str, cfg: dict[str, Any], file: Path) -> None:
     policy = cfg["experiment"].get("decision", {}).get("policy", "playbook")
     if mode in ("experiment", "aa-check"):
         _validate_guardrail_margins(cfg["experiment"].get("guardrails", {}), file)
+        _validate_sequential(cfg["experiment"], file)
         experiment_readout.validate(cfg["experiment"], file)
     if mode == "experiment" and policy.strip().lower() not in ("playbook", "reference"):
         raise ConfigError(
@@ -591,6 +595,22 @@ def _validate_for_mode(mode: str, cfg: dict[str, Any], file: Path) -> None:
         if ope["reward_aggregation"] not in ("sum", "max"):
             raise ConfigError(f"{file}: ope.reward_aggregation must be sum or max")
         _validate_ope_extras(ope, cfg["scale"]["mode"], file)
+
+
+def _validate_sequential(exp: dict[str, Any], file: Path) -> None:
+    """experiment.sequential.{tuning_parameter, srm_concentration} > 0, over_time.bucket."""
+    seq = exp.get("sequential") or {}
+    for key in ("tuning_parameter", "srm_concentration"):
+        value = seq.get(key)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ConfigError(
+                f"{file}: experiment.sequential.{key}: must be a number > 0, got {value}"
+            )
+    bucket = (exp.get("over_time") or {}).get("bucket")
+    if bucket is not None and bucket.strip().lower() not in ("hour", "day", "week"):
+        raise ConfigError(
+            f"{file}: experiment.over_time.bucket: must be hour, day or week, got {bucket!r}"
+        )
 
 
 OPE_ESTIMATORS = ("ips", "snips", "dr", "dm", "sndr", "switch_dr")

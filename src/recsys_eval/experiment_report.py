@@ -35,6 +35,8 @@ EXPERIMENT_MARTS = (
     "fct_experiment_metric_tests",
 )
 POLICIES = ("playbook", "reference")
+# the lift-over-time and sequential marts (experiment_over_time.py reads them)
+EXPERIMENT_MARTS += ("fct_experiment_over_time", "fct_experiment_sequential_srm")
 # The guardrails tested for non-inferiority against the control (fct_experiment_guardrail_tests)
 # and their default margins, the decision playbook's: error rate +0.5 pp and empty rate +1 pp
 # (absolute), mean latency +10 % (relative). experiment.guardrails.<name>: {margin, relative,

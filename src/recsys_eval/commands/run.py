@@ -23,6 +23,7 @@ from recsys_eval.errors import (
     ConfigError,
     RecsysEvalError,
 )
+from recsys_eval.experiment_over_time import over_time_blocks, over_time_warnings, sequential_vars
 from recsys_eval.experiment_report import (
     EXPERIMENT_MARTS,
     aa_check_section,
@@ -644,6 +645,7 @@ def dbt_vars(cfg: RunConfig) -> dict[str, Any]:
         out["recsys_eval__experiment_id"] = exp["experiment_id"]
     if cfg.mode in ("experiment", "aa-check"):
         out.update(experiment_vars(exp))
+        out.update(sequential_vars(exp))  # experiment.sequential, experiment.over_time
     split = off.get("time_split")
     if cfg.mode == "offline" and split:
         fmt = "%Y-%m-%d %H:%M:%S.%f"
@@ -939,10 +941,12 @@ def assemble_report(
                 print(f"warning: {note}", file=sys.stderr)
             warnings += control_notes
         section = experiment_section(marts, exp)
+        section.update(over_time_blocks(marts, exp))  # playbook: lift over time, sequential
         cases = sum(v["exposures"] for v in section["variants"])
         report["summary"]["cases_evaluated"] = cases
         n_variants = len(section["variants"])
         warnings += experiment_warnings(section)
+        warnings += over_time_warnings(section)
         if cfg.mode == "experiment":
             executive["highlights"] = experiment_highlights(section)
             report["experiment"] = section

@@ -15,6 +15,7 @@ from matplotlib import rc_context
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
+from recsys_eval.render.chart_over_time import draw_over_time
 from recsys_eval.render.document import Chart
 
 # the report's palette (colour-blind safe: Okabe-Ito)
@@ -36,7 +37,12 @@ LABELLED_BARS = 40  # bar charts with at most this many bars print each bar's va
 
 def render_chart(chart: Chart, index: int) -> str:
     """The chart as an <svg> element (no XML prolog), ids salted with its position."""
-    draw = {"forest": _forest, "grouped_bars": _grouped_bars, "weights": _weights}[chart.kind]
+    draw = {
+        "forest": _forest,
+        "grouped_bars": _grouped_bars,
+        "weights": _weights,
+        "over_time": draw_over_time,
+    }[chart.kind]
     with rc_context({**RC, "svg.hashsalt": f"recsys-eval-chart-{index}"}):
         fig = draw(chart)
         buf = io.StringIO()

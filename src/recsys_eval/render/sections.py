@@ -16,6 +16,7 @@ from recsys_eval.render.sections_experiment import experiment_sections
 from recsys_eval.render.sections_interleaving import interleaving_sections
 from recsys_eval.render.sections_offline import offline_sections
 from recsys_eval.render.sections_ope import ope_sections
+from recsys_eval.render.sections_over_time import over_time_sections
 from recsys_eval.render.verdict import verdict_for
 
 ENVELOPE = {
@@ -53,6 +54,7 @@ def build_document(report: dict[str, Any]) -> Document:
         sections += offline_sections(report["offline"])
     if isinstance(report.get("experiment"), dict):
         sections += experiment_sections(report["experiment"])
+        sections += over_time_sections(report["experiment"])
     if report.get("gates"):
         sections.append(gates_section(report["gates"]))
     if isinstance(report.get("ope"), dict):

@@ -133,6 +133,8 @@ def experiment_sections(exp: dict[str, Any]) -> list[Section]:
         "guardrails",
         "cuped",
         "power",
+        "over_time",
+        "sequential",
         "significance",
         "srm",
         "decision",
