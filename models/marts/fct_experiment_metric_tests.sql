@@ -249,12 +249,25 @@ final as (
         alpha,
         cast(absolute_lift as {{ double }}) as absolute_lift,
         cast(absolute_lift_standard_error as {{ double }}) as absolute_lift_standard_error,
-        cast(absolute_lift - z_critical * absolute_lift_standard_error as {{ double }}) as absolute_lift_ci_lower,
-        cast(absolute_lift + z_critical * absolute_lift_standard_error as {{ double }}) as absolute_lift_ci_upper,
+        -- no interval without a positive standard error (one user per arm, or no events at all)
+        case
+            when absolute_lift_standard_error > 0
+                then cast(absolute_lift - z_critical * absolute_lift_standard_error as {{ double }})
+        end as absolute_lift_ci_lower,
+        case
+            when absolute_lift_standard_error > 0
+                then cast(absolute_lift + z_critical * absolute_lift_standard_error as {{ double }})
+        end as absolute_lift_ci_upper,
         cast(relative_lift as {{ double }}) as relative_lift,
         cast(relative_lift_standard_error as {{ double }}) as relative_lift_standard_error,
-        cast(relative_lift - z_critical * relative_lift_standard_error as {{ double }}) as relative_lift_ci_lower,
-        cast(relative_lift + z_critical * relative_lift_standard_error as {{ double }}) as relative_lift_ci_upper,
+        case
+            when relative_lift_standard_error > 0
+                then cast(relative_lift - z_critical * relative_lift_standard_error as {{ double }})
+        end as relative_lift_ci_lower,
+        case
+            when relative_lift_standard_error > 0
+                then cast(relative_lift + z_critical * relative_lift_standard_error as {{ double }})
+        end as relative_lift_ci_upper,
         cast(z_score as {{ double }}) as z_score,
         cast(p_value as {{ double }}) as p_value,
         cast(adjusted_p_value as {{ double }}) as adjusted_p_value,

@@ -268,8 +268,10 @@ SKEWED = "{A: 1, B: 1000}"  # 2 : 1 observed against 1 : 1000 expected: SRM dete
             "hold",
             ["srm detected (p=%(srm_p).3g < alpha 0.001)"],
         ),
-        # playbook, nothing significantly better: hold; the playbook reads the per-user tests
-        # (experiment.readout.metric_tests); revenue_per_request has no variance there (no test)
+        # playbook, nothing significantly better: hold. The playbook reads the per-user tests
+        # (experiment.readout.metric_tests): one user per arm (u1 has both of A's requests) gives
+        # no variance, so neither metric has a test (the request-level z-test's p=0.386 treated
+        # A's two requests as independent)
         (
             {"primary": '["CTR", "revenue_per_request"]'},
             2,
@@ -277,10 +279,9 @@ SKEWED = "{A: 1, B: 1000}"  # 2 : 1 observed against 1 : 1000 expected: SRM dete
             [
                 "primary metrics not significantly better beyond the minimum effect",
                 # A: ctr 1/2, no revenue; B: ctr 0, revenue per request 10 (relative lift 0 when
-                # the control is 0, §5.10); ctr's numbers are its per-user test's
-                "not significantly better beyond the minimum effect: ctr (control 0.5, candidate 0; "
-                "relative lift -100.00%% CI [%(ctr_ci)s]; p=%(ctr_p).3g, adjusted p=%(ctr_adj).3g; "
-                "minimum relative lift 0%%)",
+                # the control is 0, §5.10)
+                "no valid test for ctr (control 0.5, candidate 0; relative lift -100.00%% "
+                "CI [n/a, n/a]; p=n/a, adjusted p=n/a; minimum relative lift 0%%)",
                 "no valid test for revenue_per_request (control 0, candidate 10; "
                 "relative lift 0.00%% CI [n/a, n/a]; p=n/a, adjusted p=n/a; minimum relative lift 0%%)",
             ],
@@ -319,20 +320,20 @@ def test_decision_is_the_mart_row(tmp_path, settings, exit_code, verdict, reason
     srm_p = report["experiment"]["srm"]["global"]["p_value"]
     ctr = report["experiment"]["significance"][0]
     assert (ctr["metric"], ctr["p_value"]) == ("ctr", pytest.approx(0.38647623077123283, abs=TOL))
-    # the playbook's numbers: the per-user test of ctr (the same definition, clicks per request)
+    # the playbook's test of ctr (the same definition, clicks per request) is per user: none here
     (user_ctr,) = [
         t
         for t in report["experiment"]["readout"]["metric_tests"]
         if t["metric"] == "ctr" and "segment" not in t
     ]
-    assert user_ctr["control_value"] == 0.5 and user_ctr["variant_value"] == 0
-    ci = user_ctr["relative_lift_ci"]
-    numbers = {
-        "srm_p": srm_p,
-        "ctr_p": user_ctr["p_value"],
-        "ctr_adj": user_ctr["adjusted_p_value"],
-        "ctr_ci": f"{100 * ci['lower']:.2f}%, {100 * ci['upper']:.2f}%",
-    }
+    assert (user_ctr["control_value"], user_ctr["variant_value"]) == (0.5, 0)
+    assert (user_ctr["users"], user_ctr["control_users"], user_ctr["test_status"]) == (
+        1,
+        1,
+        "zero_variance",
+    )
+    assert "p_value" not in user_ctr and "relative_lift_ci" not in user_ctr
+    numbers = {"srm_p": srm_p}
     assert decision["verdict"] == verdict
     assert decision["reasons"] == [r % numbers for r in reasons]
     assert decision["reason"] == (decision["reasons"] or [""])[0]

@@ -258,11 +258,21 @@ def test_default_latency_margin_holds_with_the_numbers(tmp_path: Path, margin_da
         if t["metric"] == "ctr" and "segment" not in t
     ]
     assert ctr["p_value"] == pytest.approx(p_ctr, rel=1e-9)
-    ci = ctr["relative_lift_ci"]
+    # the playbook's reason carries the per-user test (one request per user here: the unpooled
+    # Wald test of two proportions), by hand with scipy
+    (user_ctr,) = [
+        t
+        for t in report["experiment"]["readout"]["metric_tests"]
+        if t["metric"] == "ctr" and "segment" not in t
+    ]
+    se = math.sqrt(0.3 * 0.7 / N + 0.1 * 0.9 / N)
+    p_user = 2 * stats.norm.sf(0.2 / se)
+    assert user_ctr["p_value"] == pytest.approx(p_user, rel=1e-9)
+    ci = user_ctr["relative_lift_ci"]
     assert decision["reasons"][1] == (
         f"primary metric significantly better: ctr (control {g(0.1)}, candidate {g(0.3)}; "
         f"relative lift 200.00% CI [{100 * ci['lower']:.2f}%, {100 * ci['upper']:.2f}%]; "
-        f"p={p_ctr:.3g}, adjusted p={ctr['adjusted_p_value']:.3g}; minimum relative lift 0%)"
+        f"p={p_user:.3g}, adjusted p={user_ctr['adjusted_p_value']:.3g}; minimum relative lift 0%)"
     )
     assert ci["lower"] < 2 < ci["upper"]
 
