@@ -1,4 +1,9 @@
-{{ config(enabled=recsys_eval.using_source('rankers')) }}
+{#- A view on DuckDB: fct_interleaving_credits reads it once (the simulated walk's items are not
+    written a second time as a table); a table elsewhere. -#}
+{{ config(
+    enabled=recsys_eval.using_source('rankers'),
+    materialized=recsys_eval.view_on_duckdb()
+) }}
 -- depends_on: {{ ref('int_recsys_eval__interleaving_simulated_items') }}
 -- depends_on: {{ ref('stg_recsys_eval__interleaved_exposures') }}
 -- depends_on: {{ ref('int_recsys_eval__interleaving_impressions') }}
