@@ -16,7 +16,9 @@ then times, each into a fresh DuckDB file:
   (b) `recsys_eval.tabular_sources.load_tabular_source`: every record built in SQL, validated
       by the loader's one definition of valid, loaded with quarantine and ledger.
 
-Prints exposures/s for both and the ratios. Targets (issue 17): the Postgres path >= 100k rows/s
+Prints exposures/s for both, wall and CPU seconds (this process's: every DuckDB thread, the
+Postgres client but not the server) and the ratios of runs made back to back (the machine may be
+loaded: compare ratios, not wall times). Targets (issue 17): the Postgres path >= 100k rows/s
 and Parquet within 2x of DuckDB's own read; a missed target is printed, not an error (exit 1
 only when rows go missing, or with --strict).
 

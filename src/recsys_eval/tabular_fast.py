@@ -2,7 +2,7 @@
 
 For the contracts whose fields map onto plain column types (exposure.v1, outcome.v1,
 assignment.v1 with string / integer ids, numbers, booleans, ISO / timestamp / epoch `ts`, a
-`map(varchar, varchar)` context and a list of item structs or item rows) one query in the warehouse
+`map(varchar, varchar)` context and a list of item structs or item rows) SQL in the warehouse
 connection numbers every record in the documented order and computes, per record, the raw
 table's typed columns and `ok`: SQL predicates that hold only when the contract holds (required
 fields present, minLength, enum, minimum, finite numbers, a date-time in a strict RFC 3339 subset
@@ -14,9 +14,18 @@ condition, never a second definition of valid. Without the fast path (other colu
 PII guard on, an event_types mapping) every record takes the validator's path
 (recsys_eval.sql_sources.load_sql_source).
 
+No sort carries the records: ORDER numbers them from their order key and position only (a
+narrow window), and the typed records are written once. Parquet nested rows (the position is the
+file's and the row's number, given by the reader) go from the files into the raw table in one
+INSERT ... SELECT joined to ORDER; other sources (the position is itself a window) and item rows
+(one aggregation per request) are computed once into STAGE, numbered from STAGE's key columns
+and inserted joined by rowid. Documents are built, in a second query, only when some record
+was not proven valid, and only for those records.
+
 Ledger identity: file_sha256 is the SHA-256 of the records' hashes in order (DuckDB's `hash` of
-the typed columns of a record proven valid, the MD5 of the document of any other), file_size
-the number of records.
+the typed columns of a record proven valid, read back from the rows just inserted; the MD5 of
+the document of any other), file_size the number of records. A duplicate is found after the
+insert and rolled back (nothing is written).
 """
 
 from __future__ import annotations
