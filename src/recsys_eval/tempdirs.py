@@ -13,14 +13,20 @@ they do not pile up in the temp dir:
 - `create()` first sweeps stale folders: only folders named with this tool's prefixes, directly
   in the temp dir, owned by this user, never through a symbolic link, and only when the owner
   recorded in the marker is gone (no such pid, another start time or another boot). A folder
-  without a readable marker (an older version's, or one whose owner was killed between creating
-  it and writing the marker) is swept once it is older than UNMARKED_GRACE_SECONDS.
+  without a complete marker (an older version's, one whose owner was killed between creating it
+  and writing the marker, or one being created right now) is swept once it is older than
+  UNMARKED_GRACE_SECONDS.
+- The owner also holds an exclusive `flock` on the marker for as long as it lives (the kernel
+  drops it when the process dies, even on SIGKILL). A folder whose marker is locked is never
+  swept, whatever its pid says: a pid means nothing to a process in another PID namespace (two
+  containers sharing one /tmp), a lock does.
 A SIGKILL cannot be caught, so its folder stays until the next `run` or `load` starts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -40,6 +46,8 @@ PREFIXES = (RUN_PREFIX, LOAD_PREFIX)
 MARKER = ".recsys-eval-owner"
 UNMARKED_GRACE_SECONDS = 24 * 3600
 CAUGHT_SIGNALS = ("SIGTERM", "SIGHUP")
+# The open, locked marker of each folder this process created (closed when the folder goes).
+_held_locks: dict[Path, int] = {}
 
 
 class Interrupted(KeyboardInterrupt):
@@ -97,16 +105,28 @@ def owner_alive(stamp: str) -> bool:
     return started == "-" or now == "" or now == started
 
 
-def _read_marker(folder: int) -> str | None:
-    """The marker's text, read relative to an open folder descriptor without following links."""
+def _read_marker(folder: int) -> tuple[str | None, bool]:
+    """The marker's complete text (None when missing, not a file, or still being written: a
+    marker ends with a newline) and whether a live process holds its lock; read relative to an
+    open folder descriptor without following links."""
     try:
         fd = os.open(MARKER, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
     except OSError:
-        return None
+        return None, False
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return os.read(fd, 256).decode("ascii", "replace")
+            return None, False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            locked = True
+        except OSError:
+            locked = False  # a file system without flock: the pid check alone decides
+        else:
+            locked = False
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        text = os.read(fd, 256).decode("ascii", "replace")
+        return (text if text.endswith("\n") else None), locked
     finally:
         os.close(fd)
 
@@ -123,9 +143,11 @@ def _is_stale(entry: os.DirEntry[str], uid: int, now: float) -> bool:
     except OSError:
         return False
     try:
-        stamp = _read_marker(fd)
+        stamp, locked = _read_marker(fd)
     finally:
         os.close(fd)
+    if locked:
+        return False  # its owner is alive, whatever namespace its pid belongs to
     if stamp is None:
         return now - st.st_mtime > UNMARKED_GRACE_SECONDS
     return not owner_alive(stamp)
@@ -165,9 +187,14 @@ def create(prefix: str) -> Path:
     try:
         fd = os.open(folder / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
+            with contextlib.suppress(OSError):  # a file system without flock: pid check only
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.write(fd, (owner_stamp() + "\n").encode("ascii"))
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
+        _forget_removed_folders()
+        _held_locks[folder] = fd  # kept open (and locked) while this process lives
     except OSError as exc:
         shutil.rmtree(folder, ignore_errors=True)
         raise RecsysEvalError(
@@ -185,6 +212,14 @@ def temporary_folder(prefix: str) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        _forget_removed_folders()
+
+
+def _forget_removed_folders() -> None:
+    """Close the locked markers of folders that are gone (removed by their user)."""
+    for folder in [f for f in _held_locks if not f.exists()]:
+        with contextlib.suppress(OSError):
+            os.close(_held_locks.pop(folder))
 
 
 def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:

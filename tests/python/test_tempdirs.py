@@ -84,6 +84,37 @@ def test_a_live_owners_folder_is_left(tmpdir_env: Path) -> None:
         child.wait()
 
 
+def test_a_live_owner_in_another_pid_namespace_keeps_its_folder(tmpdir_env: Path) -> None:
+    """Two containers sharing one /tmp: the marker's pid means nothing here (shown by
+    rewriting it to a pid that does not exist), but the owner's lock on the marker does; once
+    the owner dies the kernel drops the lock and the folder is swept."""
+    child = start(OWNER)
+    try:
+        theirs = folder_of(child)
+        marker = theirs / tempdirs.MARKER
+        with marker.open("r+") as f:  # same inode: the owner's lock stays on it
+            f.truncate(0)
+            f.write("999999999 1 -\n")
+        assert not tempdirs.owner_alive(marker.read_text())  # the pid check alone says stale
+        assert tempdirs.sweep() == []
+        assert theirs.is_dir()
+    finally:
+        child.kill()
+        child.wait()
+    assert tempdirs.sweep() == [theirs]
+
+
+def test_a_marker_being_written_is_not_read_as_a_dead_owner(tmpdir_env: Path) -> None:
+    """Between creating the marker and writing it, a sweep reads it empty (or partial): such a
+    folder is treated as unmarked, kept until it is old."""
+    for text in ("", "12"):
+        folder = tmpdir_env / f"{tempdirs.RUN_PREFIX}new{len(text)}"
+        folder.mkdir()
+        (folder / tempdirs.MARKER).write_text(text)
+        assert tempdirs.sweep() == []
+        assert folder.is_dir()
+
+
 def test_a_reused_pid_does_not_keep_a_dead_owners_folder(tmpdir_env: Path) -> None:
     """The marker names a live pid (ours) with another start time: its owner is gone."""
     folder = tmpdir_env / f"{tempdirs.RUN_PREFIX}reused"
