@@ -208,14 +208,14 @@ variant_metrics as (
 
 ),
 
-significance as (
+significance as (  -- noqa: ST03
 
     select * from {{ ref('fct_experiment_significance') }}
     where scope = 'global'
 
 ),
 
-metric_tests as (
+metric_tests as (  -- noqa: ST03
 
     -- the per-user tests the playbook decides on
     select * from {{ ref('fct_experiment_metric_tests') }}
