@@ -260,6 +260,7 @@ def test_readout_section_and_its_render_say_what_each_number_is():
         "flat (uninformative) prior",
         "Days remaining",
         "power 0.80 (default)",
+        "| 10.00% | [-50.00%, 70.00%] (0.95) |",  # the relative lift and its interval, in percent
     ):
         assert text in markdown, text
     html = render_report(report, "html")

@@ -8,11 +8,19 @@ from typing import Any
 
 from recsys_eval.render.document import Chart, Paragraph, Section, Table
 from recsys_eval.render.generic import GLOBAL, forest_row
-from recsys_eval.render.numbers import count, fixed, interval, p_value, percent
+from recsys_eval.render.numbers import count, fixed, p_value, percent
 
 
 def _comparison(t: dict[str, Any]) -> str:
     return f"{t.get('variant')} vs {t.get('control_variant', 'control')}"
+
+
+def _percent_interval(block: Any) -> str:
+    """A relative lift's interval in percent, like the lift beside it."""
+    if not isinstance(block, dict) or block.get("lower") is None or block.get("upper") is None:
+        return ""
+    bounds = f"{percent(block['lower'], 2)}, {percent(block['upper'], 2)}"
+    return f"[{bounds}] ({fixed(block.get('level'), 2)})"
 
 
 def readout_section(readout: dict[str, Any]) -> Section:
@@ -37,7 +45,7 @@ def readout_section(readout: dict[str, Any]) -> Section:
             fixed(t.get("control_value")),
             fixed(t.get("variant_value")),
             percent(t.get("relative_lift"), 2) if "relative_lift" in t else "",
-            interval(t.get("relative_lift_ci"), signs=True),
+            _percent_interval(t.get("relative_lift_ci")),
             p_value(t.get("p_value")),
             p_value(t.get("adjusted_p_value")) if "adjusted_p_value" in t else "",
             "yes" if t.get("significant") else "no",
