@@ -83,6 +83,16 @@ def _ope_lines(ope: dict[str, Any] | None) -> list[str]:
         interval = f"  [{ci['lower']:.6f}, {ci['upper']:.6f}] {ci['level']:.0%} CI" if ci else ""
         se = f"  se {e['std_error']:.6f}" if "std_error" in e else ""
         lines.append(f"  {e['name']:<10} {e['value']:.6f}{se}{interval}")
+    logged = ope.get("logged_policy")
+    if isinstance(logged, dict):
+        ci = logged["ci"]
+        lines.append(
+            f"  {'logged':<10} {logged['value']:.6f}  se {logged['std_error']:.6f}  "
+            f"[{ci['lower']:.6f}, {ci['upper']:.6f}] {ci['level']:.0%} CI (on-policy mean)"
+        )
+    guide = ope.get("guidance")
+    if isinstance(guide, dict) and guide.get("text"):
+        lines.append(f"  which estimate to trust: {guide['text']}")
     if ws:
         lines.append(
             f"  weights: {ws.get('count', 0)} samples, mean {ws.get('mean', 0):.4f}, p95 "

@@ -14,6 +14,7 @@ from recsys_eval.config import RunConfig
 from recsys_eval.errors import RecsysEvalError
 from recsys_eval.modes import ModeContext, ModeOutput, ModePlugin
 from recsys_eval.ope import diagnostics as diag_mod
+from recsys_eval.ope import readout
 from recsys_eval.ope.estimators import (
     Estimate,
     Interval,
@@ -276,6 +277,15 @@ def compute(
         section["switch_threshold"] = tau
     level = boot_cfg["ci_level"]
     z = _normal_z(level)
+    # the readout (new fields): the logged policy's value, disagreement / ESS warnings, guidance
+    section["logged_policy"] = readout.logged_policy(samples.reward, z, level)
+    more, pairs, _ = readout.readout_warnings(section["estimators"], stats, z, level)
+    warnings += more
+    r2 = readout.reward_model_r2(samples) if uses_reward_model(ope) else None
+    section["guidance"] = {
+        **readout.guidance(names, {w.split(":")[0] for w in warnings}, pairs, r2),
+        "reward_model_r2": r2,
+    }
     estimate_rows = [
         {
             "scope": "global",
@@ -297,6 +307,9 @@ def compute(
     diagnostic_rows = [{"scope": "global", "segment_key": "__all__", **stats, **diag}]
     if ope.get("slice_keys"):
         grouped = grouped_estimates(samples, segment_codes, len(segment_keys), tau)
+        logged = readout.logged_by_segment(
+            samples.reward, segment_codes, len(segment_keys), z, level
+        )
         by_segment: dict[str, Any] = {}
         for code, key in enumerate(segment_keys):
             mask = segment_codes == code
@@ -325,7 +338,11 @@ def compute(
                         "ci_level": level,
                     }
                 )
-            by_segment[key] = {"estimators": entries, "weight_stats": seg_stats}
+            by_segment[key] = {
+                "estimators": entries,
+                "weight_stats": seg_stats,
+                "logged_policy": logged[code],
+            }
             diagnostic_rows.append({"scope": "segment", "segment_key": key, **seg_stats})
         section["by_segment"] = by_segment
     for value in _numbers(section):

@@ -26,6 +26,24 @@ def _estimator_rows(estimators: list[dict[str, Any]]) -> list[list[str]]:
 
 
 EST_HEADERS = ["Estimator", "Value", "Variance", "Std error", "CI"]
+LOGGED_LABEL = "logged policy (on-policy mean)"
+
+
+def _logged_rows(logged: Any) -> list[list[str]]:
+    """The logged policy's value as one more row of an estimator table (its normal interval)."""
+    if not isinstance(logged, dict) or "value" not in logged:
+        return []
+    return [
+        [
+            LOGGED_LABEL,
+            fixed(logged.get("value")),
+            "",
+            fixed(logged.get("std_error")),
+            interval(logged.get("ci")),
+        ]
+    ]
+
+
 WEIGHT_KEYS = ["count", "mean", "p95", "max", "effective_sample_size", "clipped_fraction"]
 
 
@@ -38,18 +56,28 @@ def ope_sections(ope: dict[str, Any]) -> list[Section]:
         )
     )
     estimators = [e for e in ope.get("estimators") or [] if isinstance(e, dict)]
-    sec.add(Table(EST_HEADERS, _estimator_rows(estimators), "Estimators", numeric=(1, 2, 3)))
+    logged = ope.get("logged_policy")
+    rows = _estimator_rows(estimators) + _logged_rows(logged)
+    sec.add(Table(EST_HEADERS, rows, "Estimators", numeric=(1, 2, 3)))
+    guide = ope.get("guidance")
+    if isinstance(guide, dict) and guide.get("text"):
+        sec.add(
+            Paragraph(f"Which estimate to trust: {guide['text']} (rule {guide.get('rule', '?')}).")
+        )
     known_e = {"name", "value", "variance", "std_error", "ci"}
     extra = [e for e in estimators if set(e) - known_e]
     if extra:
         sec.add(records_table(extra, "Estimator details"))
     with_ci = [e for e in estimators if isinstance(e.get("ci"), dict)]
     if with_ci:
+        forest = [forest_row(e["name"], e["value"], e["ci"]) for e in with_ci]
+        if _logged_rows(logged) and isinstance(logged.get("ci"), dict):
+            forest.append(forest_row(LOGGED_LABEL, logged["value"], logged["ci"]))
         sec.add(
             Chart(
                 "forest",
                 "Estimates with confidence intervals",
-                {"rows": [forest_row(e["name"], e["value"], e["ci"]) for e in with_ci]},
+                {"rows": forest},
                 alt="dot plot of each estimator with its confidence interval",
             )
         )
@@ -96,7 +124,9 @@ def ope_sections(ope: dict[str, Any]) -> list[Section]:
         seg = Section("OPE by Segment", "ope-segments")
         rows = []
         for key, entry in segments.items():
-            for r in _estimator_rows(entry.get("estimators") or []):
+            for r in _estimator_rows(entry.get("estimators") or []) + _logged_rows(
+                entry.get("logged_policy")
+            ):
                 rows.append([key, *r])
         seg.add(Table(["Segment", *EST_HEADERS], rows, numeric=(2, 3, 4)))
         wrows = [
@@ -104,7 +134,11 @@ def ope_sections(ope: dict[str, Any]) -> list[Section]:
         ]
         seg.add(records_table(wrows, "Weights by segment"))
         for key, entry in segments.items():
-            seg.add(*leftover_blocks(entry, {"estimators", "weight_stats"}, f"Segment {key}"))
+            seg.add(
+                *leftover_blocks(
+                    entry, {"estimators", "weight_stats", "logged_policy"}, f"Segment {key}"
+                )
+            )
         out.append(seg)
     known = {
         "unit",
@@ -113,6 +147,8 @@ def ope_sections(ope: dict[str, Any]) -> list[Section]:
         "weight_stats",
         "diagnostics",
         "by_segment",
+        "logged_policy",
+        "guidance",
     }
     out[-1].add(*leftover_blocks(ope, known, "Other OPE fields"))
     return out
