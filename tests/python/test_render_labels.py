@@ -174,7 +174,8 @@ def test_the_whole_population_has_one_name(tiny_reports):
 def test_significance_says_why_a_test_and_an_interval_can_disagree(tiny_reports):
     report = tiny_reports.load("experiment")
     md = render_report(report, "md")
-    assert "which the decision uses; the intervals are separate estimates" in md
+    assert "the reference policy's decision uses (the playbook reads the per-user tests" in md
+    assert "the intervals are separate estimates" in md
     test = report["experiment"]["significance"][0]
     test.update(
         significant=True,

@@ -121,10 +121,11 @@ def test_experiment_html_has_verdict_charts_and_no_external_resources(tiny_repor
     assert html.startswith("<!DOCTYPE html>")
     verdict = html.index('id="verdict"')
     assert html.index(">HOLD<") > verdict and html.index(">HOLD<") < html.index("<main>")
-    # forest plots (ctr, conversion_rate), metrics by segment, SRM observed vs expected
+    # forest plots (ctr, conversion_rate), metrics by segment, SRM observed vs expected, and the
+    # lifts over time (fixed-horizon inside always-valid bands)
     kinds = re.findall(r'<figure class="chart" data-kind="(\w+)">', html)
-    assert kinds == ["forest", "forest", "grouped_bars", "grouped_bars"]
-    assert html.count("<svg ") == 4
+    assert kinds == ["forest", "forest", "grouped_bars", "grouped_bars", "over_time"]
+    assert html.count("<svg ") == 5
     assert "<script" not in html.lower()
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing fetched
 
