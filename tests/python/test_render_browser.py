@@ -40,7 +40,7 @@ ARTIFACTS = REPO / "out" / "test-artifacts"
 # report -> (verdict label, chart kinds in page order or None when they depend on the mode's
 # optional fields)
 CASES = {
-    "experiment": ("HOLD", ["forest", "forest", "grouped_bars", "grouped_bars"]),
+    "experiment": ("HOLD", ["forest", "forest", "grouped_bars", "grouped_bars", "over_time"]),
     "offline_baselined": ("PASS", ["forest", "grouped_bars"]),
     "aa-check": ("A/A CHECK PASSED", []),
     "ope": (None, None),
