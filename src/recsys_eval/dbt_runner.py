@@ -60,8 +60,10 @@ def build(
     memory_limit: str | None = None,
     full_tests: bool = False,
     progress: Any = None,
+    target: str = "duckdb",
 ) -> list[NodeResult]:
-    """`dbt build --select ...` on the DuckDB target with the run's vars.
+    """`dbt build --select ...` on the DuckDB target (or `target`, a profiles.yml target such as
+    spark_thrift: then without plan replay or parse cache) with the run's vars.
 
     Unless `full_tests`, the build leaves out dbt's unit tests (fixtures, not this data) and the
     data tests tagged model_invariant (INVARIANT_EXCLUDE: the staging and intermediate models'
@@ -80,7 +82,12 @@ def build(
     """
     proj = project_dir()
     exclude = [] if full_tests else list(INVARIANT_EXCLUDE)
-    replay = None if full_tests else plan_entry(proj, database, dbt_vars, select, exclude)
+    on_duckdb = target == "duckdb"
+    replay = (
+        None
+        if full_tests or not on_duckdb
+        else plan_entry(proj, database, dbt_vars, select, exclude)
+    )
     if replay is not None:
         steps = plan_mod.load(replay[0], replay[1])
         if steps is not None:
@@ -90,13 +97,13 @@ def build(
             except plan_mod.PlanStale:
                 pass  # a data-dependent model compiles differently now: build with dbt
     target_path = work_dir / "dbt-target"
-    cache_entry = parse_cache_entry(proj, database, dbt_vars) if parse_cache else None
+    cache_entry = parse_cache_entry(proj, database, dbt_vars) if parse_cache and on_duckdb else None
     restore_parse_state(cache_entry, target_path)
     args = [
         "build",
         "--project-dir", str(proj),
         "--profiles-dir", str(proj),
-        "--target", "duckdb",
+        "--target", target,
         "--target-path", str(target_path),
         "--log-path", str(work_dir / "logs"),
         # Every string that could hold template syntax is encoded (recsys_eval.dbt_vars): dbt

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -10,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recsys_eval import __version__, offline_significance, tempdirs
+from recsys_eval import __version__, offline_significance, spark_target, tempdirs
 from recsys_eval.artifacts import provenance
 from recsys_eval.commands.load import add_pii_guard_flag
 from recsys_eval.config import RunConfig, load_run_config
@@ -141,6 +142,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(tag model_invariant; the bundled seeds build runs them in CI) on this data; by default "
         "the run tests the marts it reads",
     )
+    p.add_argument(
+        "--target",
+        default="duckdb",
+        help="where the models build: duckdb (default, the run database) or spark_thrift (a "
+        "Spark Thrift server: RECSYS_EVAL_SPARK_THRIFT_HOST/_PORT/_USER, README 'Spark')",
+    )
+    p.add_argument(
+        "--spark-stage-dir",
+        type=Path,
+        metavar="DIR",
+        help="with --target spark_thrift: the folder the raw tables are staged in as Parquet, "
+        "readable at the same path by the Thrift server and the executors (default: the run's "
+        "temporary folder, right for a cluster on this machine)",
+    )
     add_pii_guard_flag(p)  # overrides privacy.pii_guard in the eval config
     p.set_defaults(func=main)
 
@@ -155,7 +170,18 @@ def main(args: argparse.Namespace) -> int:
         )
     render = _renderer(fmt)
     extra_views = _extra_views(args, fmt)
+    target = spark_target.check_target(getattr(args, "target", None) or "duckdb")
+    stage_root = getattr(args, "spark_stage_dir", None)
+    if stage_root is not None:
+        if target != spark_target.SPARK_TARGET:
+            raise ConfigError("--spark-stage-dir is for --target spark_thrift")
+        stage_root = spark_target.check_stage_dir(stage_root)
     memory_limit = getattr(args, "memory_limit", None)
+    if memory_limit is not None and target != "duckdb":
+        raise ConfigError(
+            f"--memory-limit is DuckDB's; with --target {target} the models run on Spark (size "
+            "its executors instead)"
+        )
     if memory_limit is not None:
         from recsys_eval.dbt_runner import check_memory_limit
 
@@ -174,6 +200,11 @@ def main(args: argparse.Namespace) -> int:
     # offline.significance: the baseline's per-request values, checked before any work
     significance = offline_significance.settings(cfg.eval["offline"])[0]["enabled"]
     significance = significance and cfg.mode == "offline"
+    if significance and target != "duckdb":
+        raise ConfigError(
+            f"offline.significance is not available with --target {target} yet (it moves each "
+            "request's values between runs); run it on DuckDB. Nothing was loaded or written."
+        )
     baseline_requests = (
         offline_significance.check_baseline_file(args.baseline, baseline)
         if significance and baseline is not None
@@ -203,6 +234,10 @@ def main(args: argparse.Namespace) -> int:
 
         check_database_path(args.database.resolve())  # what dbt-duckdb can open, before any work
 
+    endpoint = None
+    if target == spark_target.SPARK_TARGET:
+        endpoint = spark_target.Endpoint.from_env()
+        endpoint.check_reachable()  # before any work: host and port in the message
     # Artifact provenance (§8.6): a manifest that cannot be read stops the run before any work.
     artifacts = provenance(cfg.eval, str(cfg.eval_file))
     for warning in (artifacts or {}).get("warnings", []):
@@ -227,7 +262,14 @@ def main(args: argparse.Namespace) -> int:
                 offline_significance.load_baseline(database, baseline_requests)
         if quarantine_file is not None and loads["quarantined"]:
             quarantined_lines = read_quarantine(database, loads["loads"].values())
-        with timer.stage("models"):
+        with (
+            timer.stage("models"),
+            (
+                spark_target.spark_run(endpoint, stage_root or work_dir)
+                if endpoint is not None
+                else contextlib.nullcontext()
+            ) as spark,
+        ):
             marts = build_marts(
                 cfg,
                 database,
@@ -237,6 +279,7 @@ def main(args: argparse.Namespace) -> int:
                 full_tests=bool(getattr(args, "full_tests", False)),
                 log=log,
                 paired=baseline_requests is not None,
+                spark=spark,
             )
             if baseline_requests is not None:
                 marts["paired_tests"] = offline_significance.read_mart(database)
@@ -680,12 +723,15 @@ def build_marts(
     full_tests: bool = False,
     log: StageLog | None = None,
     paired: bool = False,
+    spark: spark_target.SparkRun | None = None,
 ) -> dict[str, Any]:
     """Build the models the mode needs and read back what the report uses.
 
     `parse_cache`: keep dbt's parse state for the next run on the same database (--database);
     `memory_limit`: DuckDB's, for the models (--memory-limit); `full_tests`: also the unit tests
-    and the model invariants (--full-tests).
+    and the model invariants (--full-tests). With `spark` (--target spark_thrift) the raw tables
+    are staged on the cluster, the models build there and the marts the report reads are copied
+    back into `database` first (recsys_eval.spark_target).
     """
     from recsys_eval.dbt_runner import build
     from recsys_eval.warehouse import connect
@@ -706,7 +752,18 @@ def build_marts(
         build_vars.update(plugin.dbt_vars(cfg))
     if _segmented(build_vars):
         select.append("+dim_segments")  # the segment keys' parts as columns, for analysts
-    progress = BuildProgress(log) if log is not None else None
+    window = None
+    if spark is not None:
+        spark.stage(database)
+        if log is not None:
+            log.line(
+                f"staged {spark.staged_tables} raw tables ({spark.staged_rows:,} rows) on Spark at "
+                f"{spark.endpoint.host}:{spark.endpoint.port}"
+            )
+        build_vars.update(spark.dbt_vars())
+        progress = spark_target.build_progress(log, spark.endpoint) if log is not None else None
+    else:
+        progress = BuildProgress(log) if log is not None else None
     nodes = build(
         database,
         build_vars,
@@ -716,9 +773,17 @@ def build_marts(
         memory_limit=memory_limit,
         full_tests=full_tests,
         progress=progress,
+        target=spark_target.SPARK_TARGET if spark is not None else "duckdb",
     )
     if log is not None:
         log.clear()
+    if spark is not None:
+        relations = spark_target.relations_for(cfg, spark)
+        spark.pull(database, relations)
+        if cfg.mode in ("experiment", "aa-check"):
+            window = spark.dataset_window()
+        if log is not None:
+            log.line(f"read back {len(relations)} tables ({spark.pulled_rows:,} rows) from Spark")
     con = connect(database, read_only=True)
     try:
         schema, staging = MARTS_SCHEMA, STAGING_SCHEMA
@@ -763,7 +828,9 @@ def build_marts(
                 cols = [d[0] for d in cur.description]
                 experiment_marts[name] = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
             experiment_marts["dataset_window"] = [
-                dict(
+                window
+                if window is not None
+                else dict(
                     zip(
                         ("start", "end"),
                         con.execute(
