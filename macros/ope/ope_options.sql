@@ -15,6 +15,10 @@
       reward_model_terms  bool (default true): compute model_logged / model_target, the reward model's
                           terms of DM, DR, SNDR and Switch-DR; the CLI passes false when no requested
                           estimator uses them, so the reward model and its pass over the items are skipped
+      slate               bool (default false): build the slate estimators' models (int_recsys_eval__ope_slates,
+                          _slate_sums, _slate_bootstrap); false: they have no rows and read nothing
+      slate_bootstrap_iterations  integer >= 0 (default 0): Poisson bootstrap replicates of the slate estimators
+      slate_bootstrap_seed        integer (default 42): their seed
 -#}
 {% macro ope_options() -%}
     {%- set configured = recsys_eval.config_var('recsys_eval__ope', {}) or {} -%}
@@ -24,6 +28,7 @@
     {%- set known = ['reward_event', 'unit', 'reward_aggregation', 'top_k', 'clipping', 'min_propensity',
         'position_discount', 'allow_missing_target_propensity', 'reward_model', 'slice_keys',
         'reward_model_terms'] -%}
+    {%- set known = known + ['slate', 'slate_bootstrap_iterations', 'slate_bootstrap_seed'] -%}
     {%- for key in configured -%}
         {%- if key not in known -%}
             {{ exceptions.raise_compiler_error(
@@ -78,5 +83,21 @@
             "var recsys_eval__ope.allow_missing_target_propensity must be true or false, got: "
             ~ options['allow_missing_target_propensity']) }}
     {%- endif -%}
+    {#- the slate estimators (docs/ope.md, "Slate OPE") -#}
+    {%- do options.update({
+        'slate': configured.get('slate', false),
+        'slate_bootstrap_iterations': configured.get('slate_bootstrap_iterations', 0),
+        'slate_bootstrap_seed': configured.get('slate_bootstrap_seed', 42),
+    }) -%}
+    {%- if options['slate'] is not boolean -%}
+        {{ exceptions.raise_compiler_error(
+            "var recsys_eval__ope.slate must be true or false, got: " ~ options['slate']) }}
+    {%- endif -%}
+    {%- for key in ['slate_bootstrap_iterations', 'slate_bootstrap_seed'] -%}
+        {%- if options[key] is boolean or options[key] is not integer -%}
+            {{ exceptions.raise_compiler_error(
+                "var recsys_eval__ope." ~ key ~ " must be an integer, got: " ~ options[key]) }}
+        {%- endif -%}
+    {%- endfor -%}
     {{ return(options) }}
 {%- endmacro %}

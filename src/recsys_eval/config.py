@@ -614,6 +614,8 @@ def _validate_sequential(exp: dict[str, Any], file: Path) -> None:
 
 
 OPE_ESTIMATORS = ("ips", "snips", "dr", "dm", "sndr", "switch_dr")
+# slate OPE over the logged ranked list (recsys_eval/ope/slate.py, docs/ope.md "Slate OPE")
+OPE_ESTIMATORS += ("slate_standard_ips", "slate_independent_ips", "slate_rips")
 
 
 def _validate_guardrail_margins(guardrails: dict[str, Any], file: Path) -> None:

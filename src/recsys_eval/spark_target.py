@@ -376,6 +376,9 @@ def relations_for(cfg: RunConfig, run: SparkRun) -> list[tuple[str, tuple[str, .
         names.append("int_recsys_eval__ope_rows")
         if cfg.eval["ope"].get("unit") == "item":
             names.append("fct_ope_samples")
+        if any(n.startswith("slate_") for n in cfg.eval["ope"].get("estimators", [])):
+            # the slate estimators' sums and bootstrap replicates (ope/slate.py)
+            names += ["int_recsys_eval__ope_slate_sums", "int_recsys_eval__ope_slate_bootstrap"]
         unranked = run.scalar(
             "select coalesce(sum(unranked_samples), 0) from {staging}.int_recsys_eval__ope_rows"
         )

@@ -14,7 +14,7 @@ from recsys_eval.config import RunConfig
 from recsys_eval.errors import RecsysEvalError
 from recsys_eval.modes import ModeContext, ModeOutput, ModePlugin
 from recsys_eval.ope import diagnostics as diag_mod
-from recsys_eval.ope import readout
+from recsys_eval.ope import readout, slate
 from recsys_eval.ope.estimators import (
     Estimate,
     Interval,
@@ -26,6 +26,8 @@ from recsys_eval.ope.estimators import (
 
 # int_recsys_eval__ope_rows holds the request-unit samples and every exposure row's item diagnostics
 SELECTORS = ("+fct_ope_samples", "+int_recsys_eval__ope_rows")
+# the slate estimators' sums and bootstrap (empty unless a slate estimator is requested)
+SELECTORS += ("+int_recsys_eval__ope_slate_sums", "+int_recsys_eval__ope_slate_bootstrap")
 # the estimators that use the reward model's terms (model_logged, model_target)
 MODEL_ESTIMATORS = frozenset({"dr", "dm", "sndr", "switch_dr"})
 NORMAL_Z = {0.8: 1.2815515655446004, 0.9: 1.6448536269514722, 0.95: 1.959963984540054,
@@ -36,7 +38,8 @@ def estimator_names(ope: dict[str, Any]) -> tuple[str, ...]:
     """`ope.estimators` when given; otherwise the reference's (ips, snips if enable_snips, dr if
     enable_dr) plus dm, sndr and switch_dr with dr (they share its reward model)."""
     if ope.get("estimators"):
-        return tuple(ope["estimators"])
+        # the slate estimators are not these: ope/slate.py adds them from their own sums
+        return tuple(n for n in ope["estimators"] if n not in slate.SLATE_ESTIMATORS)
     names = ["ips"]
     if ope["enable_snips"]:
         names.append("snips")
@@ -61,6 +64,8 @@ def ope_vars_block(ope: dict[str, Any]) -> dict[str, Any]:
         "slice_keys": list(ope.get("slice_keys", [])),
         # without DM / DR / SNDR / Switch-DR: no reward model, no second pass over the items
         "reward_model_terms": uses_reward_model(ope),
+        # the slate estimators (ope/slate.py): their models are empty unless one is requested
+        **slate.dbt_vars(ope, tuple(ope.get("estimators", ()))),
     }
 
 
@@ -446,6 +451,10 @@ def collect(ctx: ModeContext) -> ModeOutput:
         section, warnings, estimate_rows, diagnostic_rows = compute(
             samples, codes, keys, clipped, counts, ope
         )
+        slate.add_to_section(
+            con, ctx.staging_schema, ope, tuple(ope.get("estimators", ())),
+            _normal_z(ope["bootstrap"]["ci_level"]), section, warnings, estimate_rows,
+        )  # fmt: skip
         write_table(con, ctx.schema, "fct_ope_estimates", ESTIMATE_COLUMNS, estimate_rows)
         write_table(con, ctx.schema, "fct_ope_diagnostics", DIAGNOSTIC_COLUMNS, diagnostic_rows)
     finally:

@@ -47,6 +47,28 @@ def _logged_rows(logged: Any) -> list[list[str]]:
 WEIGHT_KEYS = ["count", "mean", "p95", "max", "effective_sample_size", "clipped_fraction"]
 
 
+def _slate_blocks(slate: Any) -> list[Any]:
+    """The slate estimators' counts, the logged policy's mean slate reward and their weights."""
+    if not isinstance(slate, dict):
+        return []
+    text = (
+        f"Slate OPE: {slate.get('complete_slates', '?')} complete slates of "
+        f"{slate.get('slates', '?')} ({slate.get('incomplete_slates', '?')} left out: a slot "
+        f"without a usable propensity); propensities: {slate.get('propensities', '?')}."
+    )
+    blocks: list[Any] = [Paragraph(text)]
+    logged = slate.get("logged_policy")
+    if isinstance(logged, dict) and "value" in logged:
+        row = _logged_rows(logged)[0]
+        row[0] = "logged policy (mean slate reward)"
+        blocks.append(Table(EST_HEADERS, [row], "Slate logged policy", numeric=(1, 2, 3)))
+    stats = slate.get("weight_stats")
+    if isinstance(stats, dict) and stats:
+        rows = [{"estimator": k, **v} for k, v in stats.items() if isinstance(v, dict)]
+        blocks.append(records_table(rows, "Slate weights"))
+    return blocks
+
+
 def ope_sections(ope: dict[str, Any]) -> list[Section]:
     sec = Section("Off-Policy Evaluation", "ope")
     sec.add(
@@ -119,6 +141,7 @@ def ope_sections(ope: dict[str, Any]) -> list[Section]:
                 alt="mean, p95 and max importance weight and effective sample size per segment",
             )
         )
+    diag.add(*_slate_blocks(ope.get("slate")))
     out.append(diag)
     if segments:
         seg = Section("OPE by Segment", "ope-segments")
@@ -149,6 +172,7 @@ def ope_sections(ope: dict[str, Any]) -> list[Section]:
         "by_segment",
         "logged_policy",
         "guidance",
+        "slate",
     }
     out[-1].add(*leftover_blocks(ope, known, "Other OPE fields"))
     return out
