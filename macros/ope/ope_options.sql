@@ -15,6 +15,10 @@
       reward_model_terms  bool (default true): compute model_logged / model_target, the reward model's
                           terms of DM, DR, SNDR and Switch-DR; the CLI passes false when no requested
                           estimator uses them, so the reward model and its pass over the items are skipped
+      switch_threshold    number > 0: Switch-DR's tau, the weight above which the residual is dropped
+                          (default 10; int_recsys_eval__ope_group_sums)
+      bootstrap_blocks    integer >= 1: the bootstrap's most blocks G (default 10000;
+                          int_recsys_eval__ope_block_sums)
       slate               bool (default false): build the slate estimators' models (int_recsys_eval__ope_slates,
                           _slate_sums, _slate_bootstrap); false: they have no rows and read nothing
       slate_bootstrap_iterations  integer >= 0 (default 0): Poisson bootstrap replicates of the slate estimators
@@ -27,7 +31,7 @@
     {%- endif -%}
     {%- set known = ['reward_event', 'unit', 'reward_aggregation', 'top_k', 'clipping', 'min_propensity',
         'position_discount', 'allow_missing_target_propensity', 'reward_model', 'slice_keys',
-        'reward_model_terms'] -%}
+        'reward_model_terms', 'switch_threshold', 'bootstrap_blocks'] -%}
     {%- set known = known + ['slate', 'slate_bootstrap_iterations', 'slate_bootstrap_seed'] -%}
     {%- for key in configured -%}
         {%- if key not in known -%}
@@ -47,6 +51,8 @@
         'reward_model': (configured.get('reward_model') or 'exposure') | string | trim | lower,
         'slice_keys': configured.get('slice_keys') or [],
         'reward_model_terms': configured.get('reward_model_terms', true),
+        'switch_threshold': configured.get('switch_threshold', 10) or 10,
+        'bootstrap_blocks': configured.get('bootstrap_blocks', 10000) or 10000,
     } -%}
     {%- set choices = {
         'reward_event': ['click', 'conversion'],
@@ -60,7 +66,7 @@
                 "var recsys_eval__ope." ~ key ~ " must be " ~ allowed | join(' or ') ~ ", got: " ~ options[key]) }}
         {%- endif -%}
     {%- endfor -%}
-    {%- for key in ['top_k', 'clipping', 'min_propensity'] -%}
+    {%- for key in ['top_k', 'clipping', 'min_propensity', 'switch_threshold', 'bootstrap_blocks'] -%}
         {#- --vars is read as YAML 1.1, where 1e-06 (no dot) is a string: accept numeric strings -#}
         {%- if options[key] is string and modules.re.match('^[-+]?[0-9]*[.]?[0-9]+([eE][-+]?[0-9]+)?$', options[key]) -%}
             {%- do options.update({key: options[key] | float}) -%}
@@ -74,6 +80,15 @@
         {{ exceptions.raise_compiler_error(
             "var recsys_eval__ope.min_propensity must be >= 0, got: " ~ options['min_propensity']) }}
     {%- endif -%}
+    {%- if options['switch_threshold'] <= 0 -%}
+        {{ exceptions.raise_compiler_error(
+            "var recsys_eval__ope.switch_threshold must be > 0, got: " ~ options['switch_threshold']) }}
+    {%- endif -%}
+    {%- if options['bootstrap_blocks'] < 1 or options['bootstrap_blocks'] != options['bootstrap_blocks'] | int -%}
+        {{ exceptions.raise_compiler_error(
+            "var recsys_eval__ope.bootstrap_blocks must be an integer >= 1, got: " ~ options['bootstrap_blocks']) }}
+    {%- endif -%}
+    {%- do options.update({'bootstrap_blocks': options['bootstrap_blocks'] | int}) -%}
     {%- if options['reward_model_terms'] is not boolean -%}
         {{ exceptions.raise_compiler_error(
             "var recsys_eval__ope.reward_model_terms must be true or false, got: " ~ options['reward_model_terms']) }}

@@ -359,8 +359,8 @@ def _first_line(exc: BaseException) -> str:
 
 def relations_for(cfg: RunConfig, run: SparkRun) -> list[tuple[str, tuple[str, ...] | None]]:
     """The models the report code reads for this run's mode (commands/run.py and the plug-ins'
-    collect()). OPE reads its per-sample rows (int_recsys_eval__ope_rows; item unit:
-    fct_ope_samples) until its estimators read block sums; every other mode reads aggregates."""
+    collect()). Every mode reads aggregates: OPE its sums per scope and per bootstrap block
+    (int_recsys_eval__ope_group_sums, int_recsys_eval__ope_block_sums; ope/aggregates.py)."""
     from recsys_eval.experiment_report import EXPERIMENT_MARTS
 
     names = ["fct_data_quality", "fct_data_quality_checks"]
@@ -373,9 +373,7 @@ def relations_for(cfg: RunConfig, run: SparkRun) -> list[tuple[str, tuple[str, .
     elif cfg.mode == "interleaving":
         names.append("fct_interleaving_results")
     elif cfg.mode == "ope":
-        names.append("int_recsys_eval__ope_rows")
-        if cfg.eval["ope"].get("unit") == "item":
-            names.append("fct_ope_samples")
+        names += ["int_recsys_eval__ope_group_sums", "int_recsys_eval__ope_block_sums"]
         if any(n.startswith("slate_") for n in cfg.eval["ope"].get("estimators", [])):
             # the slate estimators' sums and bootstrap replicates (ope/slate.py)
             names += ["int_recsys_eval__ope_slate_sums", "int_recsys_eval__ope_slate_bootstrap"]

@@ -315,34 +315,79 @@ def test_offline_metrics_are_byte_identical_across_runs(tmp_path):
     con.close()
 
 
-def test_ope_item_counts_do_not_depend_on_row_order():
-    """The OPE diagnostics' double sums over int_recsys_eval__ope_rows (recsys_eval.ope.plugin)."""
-    from recsys_eval.ope.plugin import _item_counts
-
-    con = _connection()
-    con.execute("create schema s")
+def test_ope_aggregates_do_not_depend_on_row_order(tmp_path):
+    """int_recsys_eval__ope_group_sums and _block_sums (what the OPE CLI reads instead of the
+    samples): the same rows in another physical order give the same doubles, bit for bit, and the
+    sums are the exact sums rounded (math.fsum, within 2 ulps)."""
+    database = tmp_path / "ope.duckdb"
+    ope = {"recsys_eval__ope": {"unit": "request", "slice_keys": ["g"]}}
+    _dbt(tmp_path, database, "compile", "--vars", json.dumps(ope), "--select",
+         "int_recsys_eval__ope_group_sums int_recsys_eval__ope_block_sums")  # fmt: skip
+    compiled = {
+        name: next((tmp_path / "target" / "compiled").rglob(f"{name}.sql")).read_text()
+        for name in ("int_recsys_eval__ope_group_sums", "int_recsys_eval__ope_block_sums")
+    }
+    found = re.search(r'"(\w+)"\."int_recsys_eval__ope_sample_terms"', compiled[
+        "int_recsys_eval__ope_group_sums"])  # fmt: skip
+    assert found is not None
+    schema = found.group(1)
+    con = duckdb.connect(str(database))
+    con.execute(f"set threads = {THREADS}")
+    con.execute(f'create schema if not exists "{schema}"')
     con.execute(
         """
         create table base as
         select
-            i,
+            i // 3 as load_seq, i % 3 as line_no, null::bigint as item_position,
+            'g' || (i % 4) as segment_key,
+            (hash(i, 1) % 1000003)::double / 100003 as importance_weight,
+            (hash(i, 2) % 7)::double / 3 as reward,
+            (hash(i, 3) % 1000003)::double / 1000003 as model_logged,
+            (hash(i, 4) % 1000003)::double / 700003 as model_target,
+            0 as clipped_items,
             10 as listed_items, 9 as item_count, 1 as no_logging_propensity_items,
-            0 as missing_target_propensity_items, 0 as near_zero_propensities, 0 as clipped_items,
-            (hash(i, 1) % 1000003)::double / 1000003 as target_mass,
-            (hash(i, 2) % 1000003)::double / 7000003 as target_mass_without_logging,
-            (hash(i, 3) % 1000003)::double / 100003 as unclipped_weight_sum,
-            pow((hash(i, 3) % 1000003)::double / 100003, 2) as unclipped_weight_sq_sum
-        from range(1500000) as r (i)
+            0 as missing_target_propensity_items, 0 as near_zero_propensities,
+            (hash(i, 5) % 1000003)::double / 1000003 as target_mass,
+            (hash(i, 6) % 1000003)::double / 7000003 as target_mass_without_logging,
+            (hash(i, 7) % 1000003)::double / 100003 as unclipped_weight_sum,
+            pow((hash(i, 7) % 1000003)::double / 100003, 2) as unclipped_weight_sq_sum
+        from range(300000) as r (i)
         """
     )
+    con.execute(
+        "create table terms as select *, importance_weight * (reward - model_logged) "
+        "as weighted_residual from base"
+    )
     results = set()
-    for seed in range(4):
+    for seed in range(3):
+        order = f"order by hash(load_seq, line_no, {seed + 11})"
         con.execute(
-            "create or replace table s.int_recsys_eval__ope_rows as "
-            f"select * exclude (i) from base order by hash(i, {seed + 11})"
+            f'create or replace table "{schema}".int_recsys_eval__ope_sample_terms as select '
+            "load_seq, line_no, item_position, segment_key, importance_weight, reward, "
+            "model_logged, model_target, weighted_residual, case when importance_weight <= 10 "
+            "then weighted_residual else 0 end as switch_weighted_residual, clipped_items "
+            f"from terms {order}"
         )
-        results.add(_item_counts(con, "s"))
+        con.execute(
+            f'create or replace table "{schema}".int_recsys_eval__ope_rows as select * '
+            f"from base {order}"
+        )
+        results.add(
+            tuple(
+                tuple(con.execute(f"select * from ({sql}) as q order by all").fetchall())
+                for sql in compiled.values()
+            )
+        )
     assert len(results) == 1
-    (counts,) = results
-    xs = con.execute("select target_mass from base").fetchnumpy()["target_mass"]
-    assert counts.target_mass == math.fsum(xs)
+    ((groups, blocks),) = results
+    assert len(groups) == 5 and len(blocks) == 10_000
+    names = [d[0] for d in con.execute(
+        f"select * from ({compiled['int_recsys_eval__ope_group_sums']}) as q limit 0").description]  # fmt: skip
+    overall = dict(zip(names, next(r for r in groups if r[0] == "global"), strict=True))
+    cols = con.execute("select * from terms order by load_seq, line_no").fetchnumpy()
+    w, r, m = cols["importance_weight"], cols["reward"], cols["model_logged"]
+    assert _ulps(overall["target_mass"], math.fsum(cols["target_mass"])) <= 2
+    assert _ulps(overall["sum_weight"], math.fsum(w)) <= 2
+    assert _ulps(overall["sum_weighted_residual"], math.fsum(w * (r - m))) <= 2
+    # the blocks: 30 samples each, in file order
+    assert _ulps(blocks[0][2], math.fsum(w[:30])) <= 2 and blocks[0][1] == 30

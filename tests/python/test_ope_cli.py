@@ -17,6 +17,7 @@ from report_compare import assert_report_close as close
 from recsys_eval.config import apply_defaults
 from recsys_eval.modes import MARTS_SCHEMA, STAGING_SCHEMA
 from recsys_eval.ope import plugin as ope_plugin
+from recsys_eval.ope.aggregates import read_aggregates
 
 REPO = Path(__file__).resolve().parents[2]
 TOL = 1e-12
@@ -166,13 +167,10 @@ def test_reference_run_variants(tmp_path, ope_cfg, estimates, stats, warnings):
     assert result.returncode == 0, result.stdout[-3000:]
     con = duckdb.connect(str(database))
     try:
-        counts = ope_plugin._item_counts(con, STAGING_SCHEMA)
-        samples, codes, keys, clipped = ope_plugin.read_samples(
-            con, MARTS_SCHEMA, ope["unit"], ope_plugin.uses_reward_model(ope), STAGING_SCHEMA
-        )
+        agg, counts = read_aggregates(con, STAGING_SCHEMA)
     finally:
         con.close()
-    section, warns, _, _ = ope_plugin.compute(samples, codes, keys, clipped, counts, ope)
+    section, warns, _, _ = ope_plugin.compute(agg, counts, ope)
     est = by_name(section)
     for name, (value, variance) in estimates.items():
         assert est[name]["value"] == pytest.approx(value, abs=TOL), name

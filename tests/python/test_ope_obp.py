@@ -14,6 +14,7 @@ policy value Σ_x p(x) Σ_a πe(a|x) q(x, a).
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -216,3 +217,55 @@ def test_intervals_cover_the_true_policy_value(ope_run):
         assert abs(e["value"] - TRUE_VALUE) <= 3 * e["std_error"], (name, e, TRUE_VALUE)
         # the logging policy's value lies outside the interval: the test can fail
         assert not e["ci"]["lower"] <= logging_value <= e["ci"]["upper"], name
+
+
+def test_engine_aggregates_equal_numpy_on_the_samples(ope_run):
+    """What the CLI reads instead of the samples (int_recsys_eval__ope_group_sums, _block_sums) equals
+    recsys_eval.ope.aggregates.from_samples on the samples pulled from the same run (fct_ope_samples
+    in file order), and the report's numbers equal the per-sample numpy estimators on them."""
+    from recsys_eval.modes import MARTS_SCHEMA, STAGING_SCHEMA
+    from recsys_eval.ope import aggregates, plugin
+    from recsys_eval.ope.estimators import bootstrap, estimate, grouped_estimates
+
+    con = duckdb.connect(str(ope_run["folder"] / "run.duckdb"), read_only=True)
+    try:
+        engine, _ = aggregates.read_aggregates(con, STAGING_SCHEMA)
+        s, codes, keys, clipped = plugin.read_samples(
+            con, MARTS_SCHEMA, "item", True, STAGING_SCHEMA
+        )
+    finally:
+        con.close()
+    ref = aggregates.from_samples(s, codes, keys, clipped, SWITCH)
+    assert list(engine.segments) == keys == ["group=g0", "group=g1", "group=g2"]
+    for scope, ours, theirs in [("global", engine.overall, ref.overall)] + [
+        (k, engine.segments[k], ref.segments[k]) for k in keys
+    ]:
+        for name in aggregates.GROUP_FIELDS:
+            a, b = getattr(ours, name), getattr(theirs, name)
+            # sum_sndr_shifted is 0 up to rounding: compare on the scale of its squares; squared
+            # deviations of a constant term (DM per group) are 0 up to the centre's rounding²
+            scale = (
+                math.sqrt(ours.ss_sndr_shifted * ours.samples) if name == "sum_sndr_shifted" else 0
+            )
+            scale = max(scale, 1e-8 if name.startswith("ss_") else 0)
+            assert abs(a - b) <= 1e-12 * max(abs(a), abs(b), scale), (scope, name, a, b)
+    assert engine.block_sums.shape == ref.block_sums.shape == (N_ROUNDS, 6)
+    np.testing.assert_allclose(engine.block_sums, ref.block_sums, rtol=1e-12, atol=1e-15)
+    # the report (from the aggregates) against the per-sample numpy estimators
+    ours = _ours(ope_run["report"])
+    names = tuple(ours)
+    for e in estimate(s, names, SWITCH):
+        assert ours[e.name]["value"] == pytest.approx(e.value, rel=1e-12, abs=1e-15)
+        assert ours[e.name]["std_error"] == pytest.approx(e.std_error, rel=1e-12)
+    intervals = bootstrap(s, names, SWITCH, iterations=400, seed=11, ci_level=0.95)
+    for name, ci in intervals.items():
+        assert ours[name]["ci"]["lower"] == pytest.approx(ci.lower, rel=1e-12)
+        assert ours[name]["ci"]["upper"] == pytest.approx(ci.upper, rel=1e-12)
+    grouped = grouped_estimates(s, codes, len(keys), SWITCH)
+    for code, key in enumerate(keys):
+        seg = {e["name"]: e for e in ope_run["report"]["ope"]["by_segment"][key]["estimators"]}
+        for name in names:
+            assert seg[name]["value"] == pytest.approx(grouped[f"value_{name}"][code], rel=1e-12)
+            assert seg[name]["std_error"] == pytest.approx(
+                grouped[f"se_{name}"][code], rel=1e-12, abs=1e-15
+            )

@@ -19,6 +19,7 @@ from scipy import stats as sps
 from recsys_eval.config import apply_defaults
 from recsys_eval.ope import plugin as ope_plugin
 from recsys_eval.ope import readout
+from recsys_eval.ope.aggregates import from_samples
 from recsys_eval.ope.diagnostics import ItemCounts
 from recsys_eval.ope.estimators import Samples
 from recsys_eval.render import render_report
@@ -116,9 +117,10 @@ def _run(samples: Samples, estimators: list[str], bootstrap: bool = True):
         "ope"
     ]
     n = len(samples)
-    section, warnings, _, _ = ope_plugin.compute(
-        samples, np.zeros(n, dtype=np.int64), ["__all__"], 0, _counts(n, samples.weight), ope
+    agg = from_samples(
+        samples, np.zeros(n, dtype=np.int64), ["__all__"], 0, ope["switch_threshold"]
     )
+    section, warnings, _, _ = ope_plugin.compute(agg, _counts(n, samples.weight), ope)
     return section, warnings, {w.split(":")[0] for w in warnings}
 
 

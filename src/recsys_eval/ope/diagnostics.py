@@ -23,19 +23,33 @@ def weight_stats(weights: np.ndarray, clipped_items: int) -> dict[str, Any]:
     """The reference's `weight_stats` over the recorded weights (one per sample)."""
     count = int(weights.shape[0])
     if count == 0:
+        return weight_stats_from_sums(0, 0.0, 0.0, 0.0, 0.0, clipped_items)
+    index = round_half_away(0.95 * (count - 1))
+    return weight_stats_from_sums(
+        count,
+        float(weights.sum()),
+        float(np.dot(weights, weights)),
+        float(np.partition(weights, index)[index]),
+        float(weights.max()),
+        clipped_items,
+    )
+
+
+def weight_stats_from_sums(
+    count: int, total: float, squares: float, p95: float, max_weight: float, clipped_items: int
+) -> dict[str, Any]:
+    """`weight_stats` from n, Σw, Σw², the p95 weight (the sorted weight at
+    round_half_away(0.95 (n - 1))) and the max (int_recsys_eval__ope_group_sums)."""
+    if count == 0:
         return {
             "count": 0, "mean": 0.0, "p95": 0.0, "max": 0.0,
             "effective_sample_size": 0.0, "clipped_fraction": 0.0,
         }  # fmt: skip
-    total = float(weights.sum())
-    squares = float(np.dot(weights, weights))
-    index = round_half_away(0.95 * (count - 1))
-    p95 = float(np.partition(weights, index)[index])
     return {
         "count": count,
         "mean": total / count,
         "p95": p95,
-        "max": float(weights.max()),
+        "max": max_weight,
         "effective_sample_size": total * total / squares if squares != 0 else 0.0,
         # the reference's ratio: clipped ITEMS over SAMPLES (can exceed 1 in request unit)
         "clipped_fraction": clipped_items / count,

@@ -181,8 +181,26 @@ def bootstrap(
     n = len(s)
     if n == 0 or iterations <= 0:
         return {}
-    blocks = min(n, max_blocks)
-    block_sums = _contiguous_block_sums(s, switch_threshold, blocks)
+    block_sums = _contiguous_block_sums(s, switch_threshold, min(n, max_blocks))
+    return bootstrap_from_blocks(
+        block_sums, names, iterations=iterations, seed=seed, ci_level=ci_level
+    )
+
+
+def bootstrap_from_blocks(
+    block_sums: np.ndarray,
+    names: tuple[str, ...],
+    *,
+    iterations: int,
+    seed: int,
+    ci_level: float,
+) -> dict[str, Interval]:
+    """`bootstrap`'s intervals from the G blocks' SUM_COLUMNS sums (int_recsys_eval__ope_block_sums
+    or _contiguous_block_sums), shape (G, len(SUM_COLUMNS)); G = n means one sample per block."""
+    blocks = int(block_sums.shape[0])
+    n = round(float(block_sums[:, 0].sum())) if blocks else 0
+    if n == 0 or iterations <= 0:
+        return {}
     rng = np.random.Generator(np.random.PCG64(seed))
     # B x G draws (never B x n): replicate b's block counts land in row b
     draws = rng.integers(0, blocks, size=(iterations, blocks))

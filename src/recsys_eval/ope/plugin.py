@@ -1,6 +1,9 @@
-"""`recsys-eval run --mode ope`: dbt builds fct_ope_samples; this reads the samples, computes the
-estimators with numpy, writes fct_ope_estimates and fct_ope_diagnostics back into the run database
-and returns the report's `ope` section (reference §6.4 fields first, new fields added)."""
+"""`recsys-eval run --mode ope`: dbt builds fct_ope_samples and their aggregates
+(int_recsys_eval__ope_group_sums: sums per scope; int_recsys_eval__ope_block_sums: sums per
+bootstrap block); this reads the aggregates only (recsys_eval.ope.aggregates: no sample leaves
+the engine), computes the estimators, writes fct_ope_estimates and fct_ope_diagnostics back into
+the run database and returns the report's `ope` section (reference §6.4 fields first, new fields
+added)."""
 
 from __future__ import annotations
 
@@ -13,19 +16,17 @@ import numpy as np
 from recsys_eval.config import RunConfig
 from recsys_eval.errors import RecsysEvalError
 from recsys_eval.modes import ModeContext, ModeOutput, ModePlugin
+from recsys_eval.ope import aggregates as agg_mod
 from recsys_eval.ope import diagnostics as diag_mod
 from recsys_eval.ope import readout, slate
-from recsys_eval.ope.estimators import (
-    Estimate,
-    Interval,
-    Samples,
-    bootstrap,
-    estimate,
-    grouped_estimates,
-)
+from recsys_eval.ope.estimators import Estimate, Interval, Samples, bootstrap_from_blocks
 
 # int_recsys_eval__ope_rows holds the request-unit samples and every exposure row's item diagnostics
 SELECTORS = ("+fct_ope_samples", "+int_recsys_eval__ope_rows")
+# the aggregates the CLI reads instead of the samples (recsys_eval.ope.aggregates)
+SELECTORS += ("+int_recsys_eval__ope_group_sums", "+int_recsys_eval__ope_block_sums")
+# the bootstrap's most blocks G (var recsys_eval__ope.bootstrap_blocks)
+BOOTSTRAP_BLOCKS = 10_000
 # the slate estimators' sums and bootstrap (empty unless a slate estimator is requested)
 SELECTORS += ("+int_recsys_eval__ope_slate_sums", "+int_recsys_eval__ope_slate_bootstrap")
 # the estimators that use the reward model's terms (model_logged, model_target)
@@ -64,6 +65,10 @@ def ope_vars_block(ope: dict[str, Any]) -> dict[str, Any]:
         "slice_keys": list(ope.get("slice_keys", [])),
         # without DM / DR / SNDR / Switch-DR: no reward model, no second pass over the items
         "reward_model_terms": uses_reward_model(ope),
+        # the aggregates' Switch-DR residual and bootstrap blocks (int_recsys_eval__ope_group_sums,
+        # int_recsys_eval__ope_block_sums)
+        "switch_threshold": float(ope["switch_threshold"]),
+        "bootstrap_blocks": BOOTSTRAP_BLOCKS,
         # the slate estimators (ope/slate.py): their models are empty unless one is requested
         **slate.dbt_vars(ope, tuple(ope.get("estimators", ()))),
     }
@@ -81,9 +86,10 @@ def ope_vars(cfg: RunConfig) -> dict[str, Any]:
 # --- reading ------------------------------------------------------------------------------------
 def _check_ranks(con: Any, schema: str) -> None:
     """Reject samples without a finite log2 position weight, naming the first one; the item view is
-    read only when int_recsys_eval__ope_rows counted some."""
+    read only when int_recsys_eval__ope_group_sums counted some."""
     unranked = con.execute(
-        f'select coalesce(sum(unranked_samples), 0) from "{schema}".int_recsys_eval__ope_rows'
+        f"""select coalesce(max(unranked_samples), 0)
+            from "{schema}".int_recsys_eval__ope_group_sums where scope = 'global'"""
     ).fetchone()
     if unranked is None or int(unranked[0]) == 0:
         return
@@ -108,57 +114,12 @@ def _check_ranks(con: Any, schema: str) -> None:
         )
 
 
-# The double columns of int_recsys_eval__ope_rows the diagnostics add up.
-_ITEM_DOUBLE_SUMS = (
-    "target_mass",
-    "target_mass_without_logging",
-    "unclipped_weight_sum",
-    "unclipped_weight_sq_sum",
-)
-
-
-def _item_counts(con: Any, schema: str) -> diag_mod.ItemCounts:
-    """The item-level counters: sums over int_recsys_eval__ope_rows (one row per exposure row).
-
-    The counts are integer sums (exact in any order); the double columns are added by math.fsum,
-    which rounds the exact sum once, so the result does not depend on the order DuckDB's threads
-    return the rows in (a SQL sum(double) over a parallel scan does)."""
-    row = con.execute(
-        f"""
-        select
-            coalesce(sum(listed_items), 0),
-            coalesce(sum(item_count), 0),
-            coalesce(sum(no_logging_propensity_items), 0),
-            coalesce(sum(missing_target_propensity_items), 0),
-            coalesce(sum(near_zero_propensities), 0),
-            coalesce(sum(clipped_items), 0)
-        from "{schema}".int_recsys_eval__ope_rows
-        """
-    ).fetchone()
-    assert row is not None
-    cols = con.execute(
-        f'select {", ".join(_ITEM_DOUBLE_SUMS)} from "{schema}".int_recsys_eval__ope_rows'
-    ).fetchnumpy()
-    # never null (the model coalesces them to 0)
-    sums = {name: math.fsum(np.asarray(cols[name], dtype=np.float64)) for name in _ITEM_DOUBLE_SUMS}
-    return diag_mod.ItemCounts(
-        listed_items=int(row[0]),
-        sample_items=int(row[1]),
-        missing_logging_propensity=int(row[2]),
-        missing_target_propensity=int(row[3]),
-        near_zero_propensity=int(row[4]),
-        clipped_items=int(row[5]),
-        target_mass=sums["target_mass"],
-        target_mass_without_logging=sums["target_mass_without_logging"],
-        unclipped_weight_sum=sums["unclipped_weight_sum"],
-        unclipped_weight_sq_sum=sums["unclipped_weight_sq_sum"],
-    )
-
-
 def read_samples(
     con: Any, schema: str, unit: str, with_model: bool, staging_schema: str | None = None
 ) -> tuple[Samples, np.ndarray, list[str], int]:
-    """The samples in file order, their segment codes, the segment keys and the clipped items.
+    """The samples in file order, their segment codes, the segment keys and the clipped items: the
+    per-sample reference the tests check the aggregates against (aggregates.from_samples); the CLI
+    never reads samples (it reads aggregates.read_aggregates).
 
     Request unit: the rows of int_recsys_eval__ope_rows with a sampled item (fct_ope_samples is a
     view over them that adds the ids); item unit: fct_ope_samples. Without a reward-model estimator
@@ -242,30 +203,28 @@ def _normal_z(level: float) -> float:
 
 
 def compute(
-    samples: Samples,
-    segment_codes: np.ndarray,
-    segment_keys: list[str],
-    clipped_items: int,
+    agg: agg_mod.OpeAggregates,
     counts: diag_mod.ItemCounts,
     ope: dict[str, Any],
 ) -> tuple[dict[str, Any], list[str], list[dict[str, Any]], list[dict[str, Any]]]:
-    """The `ope` section, its warnings, and the rows of fct_ope_estimates / fct_ope_diagnostics."""
+    """The `ope` section, its warnings, and the rows of fct_ope_estimates / fct_ope_diagnostics,
+    from the aggregates (read_aggregates, or aggregates.from_samples)."""
     names = estimator_names(ope)
     tau = float(ope["switch_threshold"])
     boot_cfg = ope["bootstrap"]
-    estimates = estimate(samples, names, tau)
+    g = agg.overall
+    estimates = agg_mod.estimates(g, names)
     intervals: dict[str, Interval] = {}
     if boot_cfg["enabled"]:
-        intervals = bootstrap(
-            samples,
+        intervals = bootstrap_from_blocks(
+            agg.block_sums,
             names,
-            tau,
             iterations=boot_cfg["iterations"],
             seed=boot_cfg["seed"],
             ci_level=boot_cfg["ci_level"],
         )
-    stats = diag_mod.weight_stats(samples.weight, clipped_items)
-    diag = diag_mod.diagnostics(counts, len(samples))
+    stats = _weight_stats(g, g.clipped_items)
+    diag = diag_mod.diagnostics(counts, g.samples)
     warnings = diag_mod.warnings_for(
         stats, diag, ope["allow_missing_target_propensity"], ope["min_propensity"]
     )
@@ -283,10 +242,10 @@ def compute(
     level = boot_cfg["ci_level"]
     z = _normal_z(level)
     # the readout (new fields): the logged policy's value, disagreement / ESS warnings, guidance
-    section["logged_policy"] = readout.logged_policy(samples.reward, z, level)
+    section["logged_policy"] = _logged(g, z, level)
     more, pairs, _ = readout.readout_warnings(section["estimators"], stats, z, level)
     warnings += more
-    r2 = readout.reward_model_r2(samples) if uses_reward_model(ope) else None
+    r2 = agg_mod.reward_model_r2(g) if uses_reward_model(ope) else None
     section["guidance"] = {
         **readout.guidance(names, {w.split(":")[0] for w in warnings}, pairs, r2),
         "reward_model_r2": r2,
@@ -297,7 +256,7 @@ def compute(
             "segment_key": "__all__",
             "estimator": e.name,
             "estimator_position": i + 1,
-            "samples": len(samples),
+            "samples": g.samples,
             "estimate": e.value,
             "reference_variance": e.variance,
             "std_error": e.std_error,
@@ -310,16 +269,13 @@ def compute(
         for i, e in enumerate(estimates)
     ]
     diagnostic_rows = [{"scope": "global", "segment_key": "__all__", **stats, **diag}]
-    if ope.get("slice_keys"):
-        grouped = grouped_estimates(samples, segment_codes, len(segment_keys), tau)
-        logged = readout.logged_by_segment(
-            samples.reward, segment_codes, len(segment_keys), z, level
-        )
+    if ope.get("slice_keys") and agg.segments:
+        keys = list(agg.segments)
+        groups = [agg.segments[k] for k in keys]
+        grouped = agg_mod.segment_estimates(groups)
         by_segment: dict[str, Any] = {}
-        for code, key in enumerate(segment_keys):
-            mask = segment_codes == code
-            seg_weights = samples.weight[mask]
-            seg_stats = diag_mod.weight_stats(seg_weights, 0)
+        for code, key in enumerate(keys):
+            seg_stats = _weight_stats(groups[code], 0)
             del seg_stats["clipped_fraction"]  # clipped items are counted globally only
             entries = []
             for i, name in enumerate(names):
@@ -346,7 +302,7 @@ def compute(
             by_segment[key] = {
                 "estimators": entries,
                 "weight_stats": seg_stats,
-                "logged_policy": logged[code],
+                "logged_policy": _logged(groups[code], z, level),
             }
             diagnostic_rows.append({"scope": "segment", "segment_key": key, **seg_stats})
         section["by_segment"] = by_segment
@@ -358,6 +314,16 @@ def compute(
                 "values"
             )
     return section, warnings, estimate_rows, diagnostic_rows
+
+
+def _weight_stats(g: agg_mod.GroupSums, clipped_items: int) -> dict[str, Any]:
+    return diag_mod.weight_stats_from_sums(
+        g.samples, g.sum_weight, g.sum_weight_squares, g.p95_weight, g.max_weight, clipped_items
+    )
+
+
+def _logged(g: agg_mod.GroupSums, z: float, level: float) -> dict[str, Any]:
+    return readout.logged_from_sums(float(g.samples), g.sum_reward, g.sum_reward_squares, z, level)
 
 
 def _numbers(value: Any) -> list[float]:
@@ -436,11 +402,8 @@ def collect(ctx: ModeContext) -> ModeOutput:
     con = connect(Path(ctx.database))
     try:
         _check_ranks(con, ctx.staging_schema)
-        counts = _item_counts(con, ctx.staging_schema)
-        samples, codes, keys, clipped = read_samples(
-            con, ctx.schema, ope["unit"], uses_reward_model(ope), ctx.staging_schema
-        )
-        if len(samples) == 0:
+        agg, counts = agg_mod.read_aggregates(con, ctx.staging_schema)
+        if agg.samples == 0:
             raise RecsysEvalError(
                 "no valid samples for OPE: no listed item has a positive logging propensity"
                 + ("" if ope["allow_missing_target_propensity"] else " and a target propensity")
@@ -448,9 +411,7 @@ def collect(ctx: ModeContext) -> ModeOutput:
                 f"without a logging propensity, {counts.missing_target_propensity} without a "
                 "target propensity); no report was written"
             )
-        section, warnings, estimate_rows, diagnostic_rows = compute(
-            samples, codes, keys, clipped, counts, ope
-        )
+        section, warnings, estimate_rows, diagnostic_rows = compute(agg, counts, ope)
         slate.add_to_section(
             con, ctx.staging_schema, ope, tuple(ope.get("estimators", ())),
             _normal_z(ope["bootstrap"]["ci_level"]), section, warnings, estimate_rows,
@@ -459,7 +420,7 @@ def collect(ctx: ModeContext) -> ModeOutput:
         write_table(con, ctx.schema, "fct_ope_diagnostics", DIAGNOSTIC_COLUMNS, diagnostic_rows)
     finally:
         con.close()
-    return ModeOutput(key="ope", section=section, cases_evaluated=len(samples), warnings=warnings)
+    return ModeOutput(key="ope", section=section, cases_evaluated=agg.samples, warnings=warnings)
 
 
 PLUGIN = ModePlugin(selectors=SELECTORS, dbt_vars=ope_vars, collect=collect)
