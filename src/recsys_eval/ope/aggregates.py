@@ -3,7 +3,8 @@
 dbt returns int_recsys_eval__ope_group_sums (one row per scope: the global one and each segment)
 and int_recsys_eval__ope_block_sums (one row per bootstrap block, G = min(n, 10000) rows); every
 number of the `ope` section is computed from them here. With S segments and G blocks the CLI
-fetches (1 + S) x 37 + G x 7 values: about 560 KB at G = 10000, whatever the number of samples.
+fetches (1 + S) rows of 34 numbers (+ scope and key) and G rows of 6: 480,000 bytes of block sums
+and 272 bytes per scope at G = 10000, whatever the number of samples.
 
 `from_samples` computes the same aggregates with numpy from per-sample arrays: the reference the
 tests check the SQL against, and the way constructed cases reach `plugin.compute`.
