@@ -3,7 +3,7 @@
     `experiment analysis`) as a dict. Every experiment model calls it, so a bad value fails
     compilation with a message naming the var instead of producing wrong numbers:
       control_variant, candidate_variant   string or none ('' -> none)
-      primary_metrics                      lower-cased list, each a name of experiment_metric_definitions
+      primary_metrics                      lower-cased list, each a built-in or custom metric's name
       max_latency_p95_ms, max_error_rate,
       max_empty_rate                       numbers >= 0 (0 = not configured)
       multiple_comparisons_method          fdr_bh | bonferroni | holm | none (case-insensitive)
@@ -38,7 +38,7 @@
         {%- do config.update({name: none if value is none or value | string == '' else value | string}) -%}
     {%- endfor -%}
 
-    {%- set allowed_metrics = recsys_eval.experiment_metric_names() -%}
+    {%- set allowed_metrics = recsys_eval.experiment_all_metric_names() -%}
     {%- set primary = recsys_eval.config_var('recsys_eval__experiment_primary_metrics', []) -%}
     {%- if primary is none or primary == '' -%}
         {%- set primary = [] -%}

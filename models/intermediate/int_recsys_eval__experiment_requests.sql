@@ -38,6 +38,7 @@ final as (
         click_count,
         conversion_count,
         revenue,
+        click_value,
         case when click_count > 0 then 1 else 0 end as clicked,
         case when conversion_count > 0 then 1 else 0 end as converted,
 

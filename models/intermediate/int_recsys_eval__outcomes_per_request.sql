@@ -10,7 +10,8 @@ per_request as (
 
     -- per-request tallies (reference §5.2): event counts, not indicators (count of a case: a bigint,
     -- where a sum of 0/1 is a 128-bit integer on DuckDB); revenue sums the value of conversion rows
-    -- only, a missing value counting as 0
+    -- only, a missing value counting as 0; click_value the same over click rows (custom experiment
+    -- metrics of type sum or mean over clicks)
     select
         request_id,
         count(*) as outcome_count,
@@ -19,6 +20,9 @@ per_request as (
         {{ recsys_eval.exact_sum(
             "case when event_type_normalized = 'conversion' then coalesce(event_value, 0) else 0 end") }}
             as revenue,
+        {{ recsys_eval.exact_sum(
+            "case when event_type_normalized = 'click' then coalesce(event_value, 0) else 0 end") }}
+            as click_value,
         min(occurred_at) as first_outcome_at,
         max(occurred_at) as last_outcome_at
 

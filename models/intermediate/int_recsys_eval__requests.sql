@@ -54,6 +54,7 @@ joined as (
         coalesce(outcomes.click_count, 0) as click_count,
         coalesce(outcomes.conversion_count, 0) as conversion_count,
         cast(coalesce(outcomes.revenue, 0) as {{ recsys_eval.type_double() }}) as revenue,
+        cast(coalesce(outcomes.click_value, 0) as {{ recsys_eval.type_double() }}) as click_value,
         coalesce(outcomes.outcome_count, 0) > 0 as has_outcome,
 
         ----------  assignment

@@ -8,7 +8,10 @@
 {%- if metric.cuped_outcome in ['clicked', 'converted'] -%}
 {%- do shares.update({metric.cuped_outcome: {'name': metric.name, 'position': loop.index}}) -%}
 {%- endif -%}
-{%- endfor %}
+{%- endfor -%}
+{#- the custom metrics CUPED adjusts: per-request ones (unit request, any / count / sum), Y = the
+    request's (capped) value, with their own theta -#}
+{%- set custom = recsys_eval.experiment_custom_metric_definitions() | selectattr('cuped') | list %}
 
 with
 
@@ -21,6 +24,12 @@ experiment_requests as (
 cuped as (
 
     select * from {{ ref('fct_experiment_cuped') }}
+
+),
+
+custom_requests as (
+
+    select * from {{ ref('int_recsys_eval__experiment_custom_requests') }}
 
 ),
 
@@ -84,6 +93,99 @@ group_moments as (
 
 ),
 
+custom_covariate_requests as (
+
+    -- the custom per-request metrics' values on the cases with a covariate when CUPED is active
+    select
+        custom_requests.metric,
+        custom_requests.variant,
+        custom_requests.segment_key as request_segment_key,
+        custom_requests.covariate_value,
+        custom_requests.request_numerator as outcome_value,
+        cuped.covariate_mean,
+        cuped.covariate_variance
+
+    from custom_requests
+    cross join cuped
+    where
+        cuped.is_active
+        and custom_requests.covariate_value is not null
+        and custom_requests.metric in (
+            {%- for metric in custom %}
+            {{ recsys_eval.string_literal(metric.name) }},
+            {%- endfor %}
+            cast(null as {{ dbt.type_string() }})
+        )
+
+),
+
+custom_outcome_means as (
+
+    select
+        metric,
+        {{ recsys_eval.exact_avg('outcome_value') }} as outcome_mean
+
+    from custom_covariate_requests
+    group by metric
+
+),
+
+custom_thetas as (
+
+    -- theta = cov(X, Y) / var(X), population moments pooled over every arm (as fct_experiment_cuped's)
+    select
+        custom_covariate_requests.metric,
+        {{ recsys_eval.exact_sum(
+            '(custom_covariate_requests.covariate_value - custom_covariate_requests.covariate_mean)
+            * (custom_covariate_requests.outcome_value - custom_outcome_means.outcome_mean)') }}
+        / count(*) / max(custom_covariate_requests.covariate_variance) as theta
+
+    from custom_covariate_requests
+    inner join custom_outcome_means
+        on custom_covariate_requests.metric = custom_outcome_means.metric
+    group by custom_covariate_requests.metric
+
+),
+
+custom_adjusted_requests as (
+
+    select
+        custom_covariate_requests.metric,
+        custom_covariate_requests.variant,
+        custom_covariate_requests.request_segment_key,
+        custom_thetas.theta,
+        custom_covariate_requests.outcome_value,
+        custom_covariate_requests.outcome_value
+        - custom_thetas.theta * (custom_covariate_requests.covariate_value - custom_covariate_requests.covariate_mean)
+            as outcome_adjusted
+
+    from custom_covariate_requests
+    inner join custom_thetas
+        on custom_covariate_requests.metric = custom_thetas.metric
+
+),
+
+custom_group_moments as (
+
+    -- per metric, the global scope (the rollup's variant level) and each experiment segment
+    select
+        metric,
+        case when grouping(request_segment_key) = 1 then 'global' else 'segment' end as scope,
+        case when grouping(request_segment_key) = 1 then '__all__' else request_segment_key end as segment_key,
+        variant,
+        count(*) as covariate_exposures,
+        max(theta) as theta,
+        {{ recsys_eval.exact_avg('outcome_value') }} as unadjusted_mean,
+        {{ recsys_eval.exact_var_pop('outcome_value') }} as unadjusted_variance,
+        {{ recsys_eval.exact_avg('outcome_adjusted') }} as adjusted_mean,
+        {{ recsys_eval.exact_var_pop('outcome_adjusted') }} as adjusted_variance
+
+    from custom_adjusted_requests
+    group by rollup(metric, variant, request_segment_key)
+    having grouping(variant) = 0
+
+),
+
 metric_groups as (
 
     -- one row per group and metric: click_share on Y = clicked, conversion_share on Y = converted
@@ -120,6 +222,31 @@ metric_groups as (
 
     from group_moments
     cross join cuped
+
+    union all
+
+    select
+        scope,
+        segment_key,
+        variant,
+        metric,
+        {%- if custom | length == 0 %}
+        cast(null as {{ dbt.type_bigint() }}) as metric_position,
+        {%- else %}
+        case
+            {%- for metric in custom %}
+            when metric = {{ recsys_eval.string_literal(metric.name) }} then {{ metric.position }}
+            {%- endfor %}
+        end as metric_position,
+        {%- endif %}
+        covariate_exposures,
+        theta,
+        unadjusted_mean,
+        unadjusted_variance,
+        adjusted_mean,
+        adjusted_variance
+
+    from custom_group_moments
 
 ),
 

@@ -10,19 +10,36 @@
 {%- set known_metrics = reported_metrics -%}
 {%- set tested_metrics = reported_tests -%}
 {%- else -%}
-{%- set known_metrics = recsys_eval.experiment_metric_names() -%}
+{%- set known_metrics = recsys_eval.experiment_all_metric_names() -%}
 {%- set tested_metrics = known_metrics -%}
 {%- endif -%}
+{#- custom metrics (experiment.metrics) take the place of their name in identifiers: custom_<n>; their
+    names reach SQL only as quoted literals -#}
+{%- set custom_metrics = recsys_eval.experiment_custom_metric_definitions() -%}
+{%- set ident = {} -%}
+{%- for name in recsys_eval.experiment_metric_names() + ['error_rate', 'empty_rate', 'latency_mean'] -%}
+{%- do ident.update({name: name}) -%}
+{%- endfor -%}
+{%- for metric in custom_metrics -%}
+{%- do ident.update({metric.name: 'custom_' ~ loop.index}) -%}
+{%- endfor -%}
 {%- set guardrails = [
     ('latency_p95_ms', 'pass_latency'),
     ('error_rate', 'pass_error_rate'),
     ('empty_rate', 'pass_empty_rate'),
 ] -%}
-{%- set non_inferiority = ['error_rate', 'empty_rate', 'latency_mean'] -%}
+{%- set builtin_non_inferiority = ['error_rate', 'empty_rate', 'latency_mean'] -%}
+{%- set non_inferiority = builtin_non_inferiority
+    + (custom_metrics | selectattr('role', 'equalto', 'guardrail') | map(attribute='name') | list) -%}
 {%- set margin_texts = {} -%}
 {%- for entry in experiment.guardrail_margins -%}
 {%- do margin_texts.update({entry.metric: ('+' ~ ('%g' | format(entry.margin * 100)) ~ '% relative') if entry.relative
         else ('+' ~ ('%g' | format(entry.margin)) ~ ' absolute')}) -%}
+{%- endfor -%}
+{%- for metric in custom_metrics if metric.role == 'guardrail' -%}
+{%- do margin_texts.update({metric.name: ('-' if metric.higher_is_better else '+')
+        ~ (('%g' | format(metric.margin * 100) ~ '% relative') if metric.relative
+        else ('%g' | format(metric.margin) ~ ' absolute'))}) -%}
 {%- endfor -%}
 {%- set join_rates = ['assignment_join_rate', 'outcome_join_rate'] -%}
 {%- set min_join_percent = '%g' | format(decision.min_join_rate * 100) -%}
@@ -34,29 +51,29 @@
 {%- do not_shown_columns.append(
         "max(case when guardrail_tests.guardrail = " ~ recsys_eval.string_literal(guardrail)
         ~ " and guardrail_tests.test_status = 'ok' and not coalesce(guardrail_tests.is_non_inferior, false)"
-        ~ " then 1 else 0 end) = 1 as is_" ~ guardrail ~ "_not_shown") -%}
+        ~ " then 1 else 0 end) = 1 as is_" ~ ident[guardrail] ~ "_not_shown") -%}
 {#- the candidate's test of that guardrail, for its reason: both arms' values, p-value and alpha -#}
 {%- for column, alias in [('control_value', 'control'), ('variant_value', 'candidate'), ('p_value', 'p_value'),
         ('alpha', 'alpha')] -%}
 {%- do not_shown_columns.append(
         "max(case when guardrail_tests.guardrail = " ~ recsys_eval.string_literal(guardrail)
-        ~ " then guardrail_tests." ~ column ~ " end) as " ~ guardrail ~ "_ni_" ~ alias) -%}
+        ~ " then guardrail_tests." ~ column ~ " end) as " ~ ident[guardrail] ~ "_ni_" ~ alias) -%}
 {%- endfor -%}
 {%- endfor -%}
 {%- set evidence_columns = [] -%}
 {%- for metric in known_metrics -%}
 {%- for side, test_column in [('control', 'control_value'), ('candidate', 'variant_value')] -%}
-{%- set source = side ~ '_metrics.' ~ metric if metric in reported_metrics else metric ~ '_tests.' ~ test_column -%}
-{%- do evidence_columns.append('cast(coalesce(' ~ source ~ ', 0) as ' ~ double ~ ') as ' ~ side ~ '_' ~ metric) -%}
+{%- set source = side ~ '_metrics.' ~ metric if metric in reported_metrics else ident[metric] ~ '_tests.' ~ test_column -%}
+{%- do evidence_columns.append('cast(coalesce(' ~ source ~ ', 0) as ' ~ double ~ ') as ' ~ side ~ '_' ~ ident[metric]) -%}
 {%- endfor -%}
 {%- endfor -%}
 {%- for metric in tested_metrics -%}
 {%- for column in ['p_value', 'adjusted_p_value', 'relative_lift', 'relative_lift_ci_lower',
         'relative_lift_ci_upper', 'test_status'] -%}
-{%- do evidence_columns.append(metric ~ '_tests.' ~ column ~ ' as ' ~ metric ~ '_' ~ column) -%}
+{%- do evidence_columns.append(ident[metric] ~ '_tests.' ~ column ~ ' as ' ~ ident[metric] ~ '_' ~ column) -%}
 {%- endfor -%}
 {%- do evidence_columns.append(
-        'coalesce(' ~ metric ~ '_tests.is_significant, false) as is_' ~ metric ~ '_significant') -%}
+        'coalesce(' ~ ident[metric] ~ '_tests.is_significant, false) as is_' ~ ident[metric] ~ '_significant') -%}
 {%- endfor -%}
 {%- for guardrail, pass_column in guardrails -%}
 {%- do evidence_columns.append(
@@ -67,17 +84,18 @@
         'coalesce(candidate_guardrails.' ~ pass_column ~ ', true) as ' ~ pass_column) -%}
 {%- endfor -%}
 {%- for guardrail in non_inferiority -%}
-{%- do evidence_columns.append('not_shown.is_' ~ guardrail ~ '_not_shown') -%}
+{%- do evidence_columns.append('not_shown.is_' ~ ident[guardrail] ~ '_not_shown') -%}
 {%- for alias in ['control', 'candidate', 'p_value', 'alpha'] -%}
-{%- do evidence_columns.append('not_shown.' ~ guardrail ~ '_ni_' ~ alias) -%}
+{%- do evidence_columns.append('not_shown.' ~ ident[guardrail] ~ '_ni_' ~ alias) -%}
 {%- endfor -%}
 {%- endfor -%}
 {%- set delta_columns = [] -%}
 {%- for metric in known_metrics -%}
 {#- delta = candidate - control; relative delta = delta / control, 0 when the control is 0 (§5.10) -#}
-{%- do delta_columns.append('candidate_' ~ metric ~ ' - control_' ~ metric ~ ' as ' ~ metric ~ '_delta') -%}
+{%- set m = ident[metric] -%}
+{%- do delta_columns.append('candidate_' ~ m ~ ' - control_' ~ m ~ ' as ' ~ m ~ '_delta') -%}
 {%- do delta_columns.append(recsys_eval.safe_divide(
-        'candidate_' ~ metric ~ ' - control_' ~ metric, 'control_' ~ metric) ~ ' as ' ~ metric ~ '_relative_delta') -%}
+        'candidate_' ~ m ~ ' - control_' ~ m, 'control_' ~ m) ~ ' as ' ~ m ~ '_relative_delta') -%}
 {%- endfor -%}
 {%- set primary_columns = [] -%}
 {%- set regressed = [] -%}
@@ -89,14 +107,15 @@
         know reads as 0 and is untested -#}
 {%- set n = loop.index -%}
 {%- set threshold = double_literal(decision.thresholds.get(metric, 0)) -%}
-{%- set delta = metric ~ '_delta' if metric in known_metrics else '0.0e0' -%}
+{%- set m = ident.get(metric, '') -%}
+{%- set delta = m ~ '_delta' if metric in known_metrics else '0.0e0' -%}
 {%- do primary_columns.append(delta ~ ' < ' ~ threshold ~ ' as is_primary_' ~ n ~ '_regressed') -%}
 {%- if metric in tested_metrics -%}
-{%- set tested = metric ~ '_p_value is not null and is_' ~ metric ~ '_significant' -%}
-{%- do primary_columns.append(metric ~ '_p_value is null as is_primary_' ~ n ~ '_untested') -%}
+{%- set tested = m ~ '_p_value is not null and is_' ~ m ~ '_significant' -%}
+{%- do primary_columns.append(m ~ '_p_value is null as is_primary_' ~ n ~ '_untested') -%}
 {%- do primary_columns.append(tested ~ ' and ' ~ delta ~ ' < 0 as is_primary_' ~ n ~ '_worse') -%}
 {%- do primary_columns.append(
-            tested ~ ' and ' ~ delta ~ ' > 0 and (' ~ metric ~ '_relative_delta >= ' ~ threshold
+            tested ~ ' and ' ~ delta ~ ' > 0 and (' ~ m ~ '_relative_delta >= ' ~ threshold
             ~ ' or ' ~ threshold ~ ' = 0) as is_primary_' ~ n ~ '_better') -%}
 {%- else -%}
 {%- do primary_columns.append('true as is_primary_' ~ n ~ '_untested') -%}
@@ -110,7 +129,7 @@
 {%- set all_pass = guardrails | map(attribute=1) | join(' and ') -%}
 {%- set not_shown_flags = [] -%}
 {%- for guardrail in non_inferiority -%}
-{%- do not_shown_flags.append('is_' ~ guardrail ~ '_not_shown') -%}
+{%- do not_shown_flags.append('is_' ~ ident[guardrail] ~ '_not_shown') -%}
 {%- endfor %}
 
 {#- each decision metric's evidence for its reasons: both arms, the relative lift with its interval,
@@ -118,12 +137,13 @@
 {%- set num = recsys_eval.experiment_reason_number -%}
 {%- set metric_numbers = {} -%}
 {%- for metric in decision.primary_metrics if metric in known_metrics -%}
-{%- set parts = [' (control ', num('control_' ~ metric), ', candidate ', num('candidate_' ~ metric),
-        '; relative lift ', num(metric ~ '_relative_delta', 'percent')] -%}
+{%- set m = ident[metric] -%}
+{%- set parts = [' (control ', num('control_' ~ m), ', candidate ', num('candidate_' ~ m),
+        '; relative lift ', num(m ~ '_relative_delta', 'percent')] -%}
 {%- if metric in tested_metrics -%}
-{%- do parts.extend([' CI [', num(metric ~ '_relative_lift_ci_lower', 'percent'), ', ',
-        num(metric ~ '_relative_lift_ci_upper', 'percent'), ']; p=', num(metric ~ '_p_value', 'p'),
-        ', adjusted p=', num(metric ~ '_adjusted_p_value', 'p')]) -%}
+{%- do parts.extend([' CI [', num(m ~ '_relative_lift_ci_lower', 'percent'), ', ',
+        num(m ~ '_relative_lift_ci_upper', 'percent'), ']; p=', num(m ~ '_p_value', 'p'),
+        ', adjusted p=', num(m ~ '_adjusted_p_value', 'p')]) -%}
 {%- endif -%}
 {%- do parts.append('; minimum relative lift ' ~ ('%g' | format(decision.thresholds.get(metric, 0) * 100)) ~ '%)') -%}
 {%- do metric_numbers.update({metric: parts}) -%}
@@ -157,10 +177,11 @@
 {%- endfor -%}
 {%- for guardrail in non_inferiority -%}
 {%- do reasons.append(recsys_eval.experiment_reason(
-            "decision_rule = 'non_inferiority_not_shown' and is_" ~ guardrail ~ "_not_shown",
-            ['guardrail non-inferiority not shown: ' ~ guardrail ~ ' (control ', num(guardrail ~ '_ni_control'),
-                ', candidate ', num(guardrail ~ '_ni_candidate'), '; margin ' ~ margin_texts.get(guardrail, 'n/a')
-                ~ '; p=', num(guardrail ~ '_ni_p_value', 'p'), ' >= alpha ', num(guardrail ~ '_ni_alpha', 'p'), ')'])) -%}
+            "decision_rule = 'non_inferiority_not_shown' and is_" ~ ident[guardrail] ~ "_not_shown",
+            ['guardrail non-inferiority not shown: ' ~ guardrail ~ ' (control ', num(ident[guardrail] ~ '_ni_control'),
+                ', candidate ', num(ident[guardrail] ~ '_ni_candidate'), '; margin ' ~ margin_texts.get(guardrail, 'n/a')
+                ~ '; p=', num(ident[guardrail] ~ '_ni_p_value', 'p'), ' >= alpha ', num(ident[guardrail] ~ '_ni_alpha', 'p'),
+                ')'])) -%}
 {%- endfor -%}
 {%- for metric in decision.primary_metrics -%}
 {%- do reasons.append(recsys_eval.experiment_reason(
@@ -311,10 +332,10 @@ evidence as (
     left join variant_metrics as candidate_metrics
         on chosen.candidate_variant = candidate_metrics.variant
     {%- for metric in tested_metrics %}
-    left join {{ 'significance' if decision.policy == 'reference' else 'metric_tests' }} as {{ metric }}_tests
+    left join {{ 'significance' if decision.policy == 'reference' else 'metric_tests' }} as {{ ident[metric] }}_tests
         on
-            chosen.candidate_variant = {{ metric }}_tests.variant
-            and {{ metric }}_tests.metric = {{ recsys_eval.string_literal(metric) }}
+            chosen.candidate_variant = {{ ident[metric] }}_tests.variant
+            and {{ ident[metric] }}_tests.metric = {{ recsys_eval.string_literal(metric) }}
     {%- endfor %}
     left join guardrails as candidate_guardrails
         on chosen.candidate_variant = candidate_guardrails.variant
@@ -453,7 +474,7 @@ final as (
         max_{{ guardrail }},
         {{ pass_column }},
         {%- endfor %}
-        {%- for guardrail in non_inferiority %}
+        {%- for guardrail in builtin_non_inferiority %}
         is_{{ guardrail }}_not_shown,
         {%- endfor %}
 

@@ -1,7 +1,10 @@
 {{ config(enabled=recsys_eval.using_source('assignments')) }}
 {%- set experiment = recsys_eval.experiment_config() -%}
 {%- set margins = experiment.guardrail_margins -%}
-{%- set double = recsys_eval.type_double() %}
+{%- set double = recsys_eval.type_double() -%}
+{#- the custom guardrails (experiment.metrics with role: guardrail): their per-user value and
+    delta-method variance (fct_experiment_metric_tests' formulas), their margin and direction -#}
+{%- set custom = recsys_eval.experiment_custom_metric_definitions() | selectattr('role', 'equalto', 'guardrail') | list %}
 
 with
 
@@ -14,6 +17,13 @@ experiment_requests as (
 variant_stats as (
 
     select * from {{ ref('int_recsys_eval__experiment_variant_stats') }}
+    where scope = 'global'
+
+),
+
+custom_stats as (
+
+    select * from {{ ref('int_recsys_eval__experiment_custom_stats') }}
     where scope = 'global'
 
 ),
@@ -32,26 +42,37 @@ settings as (
 
 configured_margins as (
 
-    -- var recsys_eval__experiment_guardrail_margins, one row per tested guardrail (none when empty)
-    {% if margins | length == 0 -%}
+    -- var recsys_eval__experiment_guardrail_margins, one row per tested guardrail (none when empty),
+    -- then the custom guardrails; direction_sign 1 when higher is worse (every built-in guardrail),
+    -- -1 when higher is better
     select
         cast(null as {{ dbt.type_string() }}) as guardrail,
         cast(null as {{ double }}) as margin,
-        cast(null as {{ dbt.type_string() }}) as margin_type
+        cast(null as {{ dbt.type_string() }}) as margin_type,
+        cast(null as {{ double }}) as direction_sign
 
     from settings
     where 1 = 0
-    {%- else -%}
     {%- for entry in margins %}
+
+    union all
+
     select
         {{ recsys_eval.string_literal(entry.metric) }} as guardrail,
         {{ recsys_eval.experiment_double_literal(entry.margin) }} as margin,
-        {{ "'relative'" if entry.relative else "'absolute'" }} as margin_type
-    {%- if not loop.last %}
+        {{ "'relative'" if entry.relative else "'absolute'" }} as margin_type,
+        1.0e0 as direction_sign
+    {%- endfor %}
+    {%- for metric in custom %}
+
     union all
-    {%- endif -%}
-    {%- endfor -%}
-    {%- endif %}
+
+    select
+        {{ recsys_eval.string_literal(metric.name) }} as guardrail,
+        {{ recsys_eval.experiment_double_literal(metric.margin) }} as margin,
+        {{ "'relative'" if metric.relative else "'absolute'" }} as margin_type,
+        {{ '-1.0e0' if metric.higher_is_better else '1.0e0' }} as direction_sign
+    {%- endfor %}
 
 ),
 
@@ -130,6 +151,27 @@ measures as (
     left join latency_moments
         on variant_stats.variant = latency_moments.variant
 
+    union all
+
+    -- the custom guardrails: the per-user ratio and its delta-method variance per unit (users)
+    select
+        variant,
+        metric as guardrail,
+        metric_position - {{ recsys_eval.experiment_metric_names() | length }} + 3 as guardrail_position,
+        units as cases,
+        {{ recsys_eval.safe_divide('numerator_sum', 'denominator_sum') }} as measure_mean,
+        {{ recsys_eval.experiment_ratio_unit_variance(
+            'numerator_sum', 'numerator_squared_sum', 'cross_sum',
+            'denominator_sum', 'denominator_squared_sum', 'units') }} as measure_variance
+
+    from custom_stats
+    where metric in (
+        {%- for metric in custom %}
+        {{ recsys_eval.string_literal(metric.name) }},
+        {%- endfor %}
+        cast(null as {{ dbt.type_string() }})
+    )
+
 ),
 
 control_measures as (
@@ -144,9 +186,11 @@ control_measures as (
 
 comparisons as (
 
-    -- every non-control variant against the control, for each configured guardrail. Higher is worse.
-    -- H0: the variant is worse by at least the margin: mean1 - mean0 >= margin (an absolute margin) or
-    -- mean1 >= (1 + margin) mean0 (a relative one). Both read mean1 - scale mean0 - offset >= 0.
+    -- every non-control variant against the control, for each configured guardrail, s = direction_sign
+    -- (1: higher is worse). H0: the variant is worse by at least the margin: s (mean1 - mean0) >= margin
+    -- (an absolute margin) or s (mean1 / mean0 - 1) >= margin (a relative one, mean0 > 0). Both read
+    -- s mean1 - scale mean0 - offset >= 0 with scale = s + margin (relative) or s, offset = margin
+    -- (absolute) or 0; s = 1 is the built-in guardrails' test unchanged.
     select
         measures.variant,
         control_measures.variant as control_variant,
@@ -160,9 +204,11 @@ comparisons as (
         control_measures.measure_mean as control_measure_mean,
         measures.measure_variance,
         control_measures.measure_variance as control_measure_variance,
+        configured_margins.direction_sign,
         case
-            when configured_margins.margin_type = 'relative' then 1.0e0 + configured_margins.margin
-            else 1.0e0
+            when configured_margins.margin_type = 'relative'
+                then configured_margins.direction_sign + configured_margins.margin
+            else configured_margins.direction_sign
         end as control_scale,
         case
             when configured_margins.margin_type = 'relative' then 0.0e0
@@ -188,7 +234,7 @@ estimates as (
                 then measure_mean / control_measure_mean - 1.0e0
             when margin_type = 'absolute' then measure_mean - control_measure_mean
         end as estimate,
-        measure_mean - control_scale * control_measure_mean - offset_margin as bound_distance,
+        direction_sign * measure_mean - control_scale * control_measure_mean - offset_margin as bound_distance,
         {{ recsys_eval.experiment_difference_se(
             'measure_variance', 'cases', 'control_scale * control_scale * control_measure_variance', 'control_cases') }}
             as standard_error

@@ -16,6 +16,12 @@ variant_stats as (
 
 ),
 
+custom_stats as (
+
+    select * from {{ ref('int_recsys_eval__experiment_custom_stats') }}
+
+),
+
 arms as (
 
     select * from {{ ref('int_recsys_eval__experiment_arms') }}
@@ -59,11 +65,35 @@ arm_metrics as (
         {%- endif %}
 
     from variant_stats
-    {%- if not loop.last %}
 
     union all
-    {%- endif %}
     {%- endfor %}
+
+    -- the custom metrics (experiment.metrics): the same sums, from int_recsys_eval__experiment_custom_stats
+    select
+        custom_stats.scope,
+        custom_stats.segment_key,
+        custom_stats.variant,
+        custom_stats.metric,
+        custom_stats.metric_position,
+        custom_stats.metric_label,
+        custom_stats.metric_kind,
+        custom_stats.units,
+        custom_stats.exposures,
+        variant_stats.first_exposed_at_epoch_us,
+        variant_stats.last_exposed_at_epoch_us,
+        custom_stats.numerator_sum,
+        custom_stats.numerator_squared_sum,
+        custom_stats.denominator_sum,
+        custom_stats.cross_sum,
+        custom_stats.denominator_squared_sum
+
+    from custom_stats
+    inner join variant_stats
+        on
+            custom_stats.scope = variant_stats.scope
+            and custom_stats.segment_key = variant_stats.segment_key
+            and custom_stats.variant = variant_stats.variant
 
 ),
 

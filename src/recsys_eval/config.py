@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from recsys_eval import experiment_readout
+from recsys_eval import experiment_custom_metrics, experiment_readout
 from recsys_eval.errors import ConfigError, RecsysEvalError
 from recsys_eval.inputs import check_input_file
 from recsys_eval.redaction import is_secret_name
@@ -75,6 +75,13 @@ DATASET_SPEC: dict[str, Any] = {
 
 _WINDOW = {"start": str, "end": str}
 _GUARDRAIL_MARGIN = {"margin": float, "relative": bool, "enabled": bool}
+# one custom experiment metric (recsys_eval.experiment_custom_metrics validates the combinations)
+_CUSTOM_METRIC = {
+    "name": str, "label": str, "type": str, "event_type": str, "event_types": ListOf(str),
+    "value": str, "unit": str, "numerator": str, "denominator": str,
+    "cap": {"percentile": float, "value": float},
+    "role": str, "margin": float, "relative": bool, "higher_is_better": bool,
+}  # fmt: skip
 
 EVAL_SPEC: dict[str, Any] = {
     "mode": str,
@@ -116,6 +123,7 @@ EVAL_SPEC: dict[str, Any] = {
         },
         "control_variant": str,
         "primary_metrics": ListOf(str),
+        "metrics": ListOf(_CUSTOM_METRIC),  # custom metrics (experiment_custom_metrics.py)
         "cuped": {"enabled": bool, "covariate_key": str},
         # the playbook's read-out (recsys_eval.experiment_readout): duration for a relative MDE,
         # the Bayesian chance to beat control and expected loss under a Gaussian prior
@@ -579,6 +587,7 @@ def _validate_for_mode(mode: str, cfg: dict[str, Any], file: Path) -> None:
     if mode in ("experiment", "aa-check"):
         _validate_guardrail_margins(cfg["experiment"].get("guardrails", {}), file)
         _validate_sequential(cfg["experiment"], file)
+        experiment_custom_metrics.validate(cfg["experiment"], file)
         experiment_readout.validate(cfg["experiment"], file)
     if mode == "experiment" and policy.strip().lower() not in ("playbook", "reference"):
         raise ConfigError(

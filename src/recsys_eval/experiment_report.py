@@ -12,6 +12,7 @@ import math
 from statistics import NormalDist
 from typing import Any
 
+from recsys_eval import experiment_custom_metrics
 from recsys_eval.experiment_readout import METRIC_NAMES, readout_section
 
 CORRECTIONS = ("fdr_bh", "bonferroni", "holm", "none")
@@ -62,7 +63,9 @@ def experiment_vars(exp: dict[str, Any]) -> dict[str, Any]:
     srm = exp.get("srm", {})
     cuped = exp.get("cuped", {})
     decision = exp.get("decision", {})
+    custom = experiment_custom_metrics.names(exp)
     primary = [m.lower() for m in exp.get("primary_metrics", []) if m.lower() in METRIC_NAMES]
+    primary += [m for m in decision_metrics(exp) if m in custom and m not in primary]
     alpha = exp.get("multiple_comparisons", {}).get("alpha", 0.05)
     srm_alpha = srm.get("alpha", 0.001)
     covariate = cuped.get("covariate_key") if cuped.get("enabled") else None
@@ -84,6 +87,8 @@ def experiment_vars(exp: dict[str, Any]) -> dict[str, Any]:
         ],
         "recsys_eval__experiment_cuped_covariate_key": covariate or None,
         "recsys_eval__experiment_guardrail_margins": guardrail_margins(exp),
+        # experiment.metrics (experiment_custom_metrics.py): rows of the same marts
+        "recsys_eval__experiment_custom_metrics": experiment_custom_metrics.dbt_var(exp),
         # the decision (fct_experiment_decision); aa-check does not validate the policy
         "recsys_eval__experiment_decision_policy": policy if policy in POLICIES else "playbook",
         "recsys_eval__experiment_decision_guardrail_gate": bool(decision.get("guardrail_gate")),
@@ -117,8 +122,11 @@ def guardrail_margins(exp: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def decision_metrics(exp: dict[str, Any]) -> list[str]:
-    """The decision's primary metrics: `primary_metrics` lower-cased, or [ctr] (§5.10)."""
-    return [str(m).lower() for m in exp.get("primary_metrics", [])] or ["ctr"]
+    """The decision's primary metrics: `primary_metrics` lower-cased, then the custom metrics
+    declared with role: primary (experiment.metrics), or [ctr] (§5.10)."""
+    names = [str(m).lower() for m in exp.get("primary_metrics", [])]
+    names += [m for m in experiment_custom_metrics.primary_names(exp) if m not in names]
+    return names or ["ctr"]
 
 
 # -- sections -----------------------------------------------------------------------------------
@@ -377,6 +385,9 @@ def experiment_section(marts: dict[str, list[dict[str, Any]]], exp: dict[str, An
     if marts.get("fct_experiment_metric_tests"):
         # the user-level tests of every defined metric, the Bayesian read-out and the duration
         section["readout"] = readout_section(marts["fct_experiment_metric_tests"], exp)
+    if exp.get("metrics"):
+        # experiment.metrics as resolved: their tests are rows of readout, cuped and guardrails
+        section["custom_metrics"] = experiment_custom_metrics.report_block(exp)
     return section
 
 
@@ -493,7 +504,9 @@ def aa_check_section(tests: list[dict[str, Any]], thresholds: list[float]) -> di
 # -- decision ---------------------------------------------------------------------------------
 
 
-def decide(row: dict[str, Any], exp: dict[str, Any]) -> dict[str, Any]:
+def decide(
+    row: dict[str, Any], exp: dict[str, Any], metric_tests: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The decision document (decision.v1 fields plus `policy`, `verdict` and `reasons`) from the
     one row of fct_experiment_decision, where the rules are (README "Did B win? One query"):
 
@@ -509,14 +522,28 @@ def decide(row: dict[str, Any], exp: dict[str, Any]) -> dict[str, Any]:
     thresholds = {
         str(k): float(v) for k, v in exp.get("decision", {}).get("primary_thresholds", {}).items()
     }
+    # a custom primary metric's deltas: its global test of the candidate (metric tests mart)
+    custom = {
+        r["metric"]: r
+        for r in metric_tests or []
+        if r["scope"] == "global"
+        and r["variant"] == row["candidate_variant"]
+        and r["metric"] in experiment_custom_metrics.names(exp)
+    }
     primary = []
     for metric in decision_metrics(exp):
         known = metric in METRIC_NAMES  # any other name reads as 0 on both sides
+        delta = float(row[f"{metric}_delta"]) if known else 0.0
+        relative = float(row[f"{metric}_relative_delta"]) if known else 0.0
+        if metric in custom and row["policy"] == "playbook":
+            test = custom[metric]
+            delta = float(test["variant_value"] or 0.0) - float(test["control_value"] or 0.0)
+            relative = delta / float(test["control_value"]) if test["control_value"] else 0.0
         primary.append(
             {
                 "metric": metric,
-                "delta": float(row[f"{metric}_delta"]) if known else 0.0,
-                "relative_delta": float(row[f"{metric}_relative_delta"]) if known else 0.0,
+                "delta": delta,
+                "relative_delta": relative,
                 "threshold": thresholds.get(metric, 0.0),
             }
         )

@@ -1019,7 +1019,11 @@ def assemble_report(
             report["experiment"] = section
             if exp.get("decision", {}).get("enabled"):
                 # the verdict is the warehouse's: the one row of fct_experiment_decision
-                decision = decide(marts["fct_experiment_decision"][0], exp)
+                decision = decide(
+                    marts["fct_experiment_decision"][0],
+                    exp,
+                    marts.get("fct_experiment_metric_tests"),
+                )
                 window = marts["dataset_window"][0]
                 decision["dataset_window"] = {
                     k: format_rfc3339(v) if v is not None else "0001-01-01T00:00:00Z"

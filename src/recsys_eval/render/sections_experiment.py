@@ -47,6 +47,8 @@ def experiment_sections(exp: dict[str, Any]) -> list[Section]:
         out.append(decision_section(exp["decision"]))
     if isinstance(exp.get("readout"), dict):
         out.append(readout_section(exp["readout"]))
+    if isinstance(exp.get("custom_metrics"), list) and exp["custom_metrics"]:
+        out.append(custom_metrics_section(exp["custom_metrics"]))
     main = Section("Experiment Metrics", "experiment-metrics")
     if exp.get("experiment_id"):
         main.add(Paragraph(f"Experiment: {exp['experiment_id']}"))
@@ -139,9 +141,68 @@ def experiment_sections(exp: dict[str, Any]) -> list[Section]:
         "srm",
         "decision",
         "readout",
+        "custom_metrics",
     }
     out[-1].add(*leftover_blocks(exp, known, "Other experiment fields"))
     return out
+
+
+def _cap_text(cap: Any) -> str:
+    if not isinstance(cap, dict):
+        return ""
+    if "percentile" in cap:
+        return f"percentile {cap['percentile']:g}"
+    return f"value {cap.get('value', 0):g}"
+
+
+def custom_metrics_section(metrics: list[dict[str, Any]]) -> Section:
+    """experiment.custom_metrics: each custom metric's definition as used (their tests are rows of
+    'What to read', the CUPED tests and the guardrail tests)."""
+    sec = Section("Custom metrics", "custom-metrics", level=3)
+    sec.add(
+        Paragraph(
+            "Declared in experiment.metrics and analysed like the built-in metrics: per user "
+            "with the delta method, corrected with the same family, CUPED when per request, a "
+            "non-inferiority test when a guardrail. Defaults column: the keys the tool filled in."
+        )
+    )
+    rows = []
+    for m in metrics:
+        if not isinstance(m, dict):
+            continue
+        over = " or ".join(str(e) for e in m.get("event_types") or [])
+        if m.get("type") == "ratio":
+            over = f"{m.get('numerator')} / {m.get('denominator')}"
+        role = str(m.get("role", ""))
+        if role == "guardrail":
+            kind = "relative" if m.get("relative") else "absolute"
+            role += f" (margin {m.get('margin', 0):g} {kind})"
+        rows.append(
+            [
+                str(m.get("name", "")),
+                str(m.get("label", "")),
+                str(m.get("type", "")),
+                over,
+                str(m.get("unit", "")),
+                _cap_text(m.get("cap")),
+                role,
+                "yes" if m.get("higher_is_better", True) else "no",
+                ", ".join(str(d) for d in m.get("defaults") or []),
+            ]
+        )
+    headers = [
+        "Metric",
+        "Label",
+        "Type",
+        "Over",
+        "Unit",
+        "Cap",
+        "Role",
+        "Higher is better",
+        "Defaults",
+    ]
+    sec.add(Table(headers, rows))
+    return sec
 
 
 def decision_section(dec: dict[str, Any]) -> Section:
