@@ -3,5 +3,9 @@
     residual w (r - m) where w <= tau and 0 above it (recsys_eval.ope.estimators, switch_dr).
 -#}
 {% macro ope_switch_residual(weight, residual, threshold) -%}
-    case when {{ weight }} <= cast({{ threshold }} as {{ recsys_eval.type_double() }}) then {{ residual }} else cast(0 as {{ recsys_eval.type_double() }}) end
+    {%- set double = recsys_eval.type_double() -%}
+    case
+        when {{ weight }} <= cast({{ threshold }} as {{ double }}) then {{ residual }}
+        else cast(0 as {{ double }})
+    end
 {%- endmacro %}
