@@ -13,7 +13,7 @@ For each --exposures size N this script
    enable_snips / enable_dr of ../shared/reference/configs/ope.default.yaml; var values from
    recsys_eval.ope.plugin) in a child process (after one untimed parse, as a repeated run with
    the CLI's parse cache; --cold-parse times the full parse too), then the plug-in's `collect`
-   (read the samples, every estimator, standard errors, the bootstrap, diagnostics, write
+   (read the aggregates, every estimator, standard errors, the bootstrap, diagnostics, write
    fct_ope_estimates and fct_ope_diagnostics) in a second child;
 3. runs ONE hand-written DuckDB statement computing IPS with the same semantics in a third child;
 4. compares IPS and the sample count, and prints wall time, CPU time and peak RSS of each child.
