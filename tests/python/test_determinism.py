@@ -350,7 +350,8 @@ def test_ope_aggregates_do_not_depend_on_row_order(tmp_path):
             (hash(i, 5) % 1000003)::double / 1000003 as target_mass,
             (hash(i, 6) % 1000003)::double / 7000003 as target_mass_without_logging,
             (hash(i, 7) % 1000003)::double / 100003 as unclipped_weight_sum,
-            pow((hash(i, 7) % 1000003)::double / 100003, 2) as unclipped_weight_sq_sum
+            pow((hash(i, 7) % 1000003)::double / 100003, 2) as unclipped_weight_sq_sum,
+            0 as unranked_samples
         from range(300000) as r (i)
         """
     )
