@@ -197,6 +197,71 @@ def test_the_fast_path_stores_what_the_validator_path_stores(layout, corpus_file
     assert len(results[0][0]) == 3 and len(results[0][1]) >= 9
 
 
+# Items held as JSON (a Postgres json / jsonb column, a DuckDB JSON column): the raw item texts,
+# written the same way into a JSONL line. user_id names the case.
+JSON_ITEMS: list[tuple[str, str]] = [
+    ("j-ok", '[{"item_id":"a","rank":1,"propensity":0.5},{"item_id":"b","rank":2}]'),
+    ("j-ok-empty", "[]"),
+    ("j-ok-escapes", '[{"item_id":"\\u00e9\\"x","rank":2,"logging_propensity":1e-3,'
+                     '"target_propensity":0}]'),
+    ("j-ok-big-number", '[{"item_id":"a","rank":1,"propensity":1e308}]'),
+    ("j-ok-extra-key", '[{"item_id":"a","rank":1,"score":3}]'),
+    ("j-rank-written-1.0", '[{"item_id":"a","rank":1.0}]'),
+    ("j-rank-string", '[{"item_id":"a","rank":"1"}]'),
+    ("j-rank-beyond-bigint", '[{"item_id":"a","rank":9223372036854775808}]'),
+    ("j-rank-negative", '[{"item_id":"a","rank":-1}]'),
+    ("j-null-propensity", '[{"item_id":"a","rank":1,"propensity":null}]'),
+    ("j-repeated-key", '[{"item_id":"a","rank":1,"item_id":"b"}]'),
+    ("j-no-item-id", '[{"rank":1}]'),
+    ("j-empty-item-id", '[{"item_id":"","rank":1}]'),
+    ("j-object", '{"item_id":"a","rank":1}'),
+    ("j-null-item", "[null]"),
+    ("j-number-item", "[1]"),
+    ("j-string-propensity", '[{"item_id":"a","rank":1,"propensity":"0.5"}]'),
+]  # fmt: skip
+
+
+def test_json_items_get_the_jsonl_verdicts_and_values(tmp_path):
+    """A JSON items column has the fast path (SQL proves the plain cases valid and inserts them
+    typed); what it cannot prove goes to the validator. Verdicts equal the JSONL loader's on the
+    same texts, and the stored rows equal those of the validator-only path (PII guard on)."""
+    lines = [
+        f'{{"request_id":"r{i}","user_id":"{uid}","ts":"2025-01-01T00:00:{i:02d}Z","items":{text}}}'
+        for i, (uid, text) in enumerate(JSON_ITEMS)
+    ]
+    jsonl = tmp_path / "exposures.jsonl"
+    jsonl.write_text("\n".join(lines) + "\n")
+    con = duckdb.connect(str(tmp_path / "jsonl.duckdb"))
+    load_file(con, "exposure.v1", jsonl, workers=0)
+    expected = _verdicts(con)
+    assert len(expected) == len(JSON_ITEMS)
+    assert {k for k, v in expected.items() if v == "loaded"} >= {
+        "j-ok", "j-ok-empty", "j-ok-escapes", "j-ok-big-number", "j-ok-extra-key"}  # fmt: skip
+    assert expected["j-rank-string"] != "loaded" and expected["j-object"] != "loaded"
+    jsonl_rows = _contents(con)[0]
+    source_db = tmp_path / "source.duckdb"
+    with duckdb.connect(str(source_db)) as src_con:
+        src_con.execute("create table corpus (request_id varchar, user_id varchar, ts varchar, "
+                        "items json)")  # fmt: skip
+        src_con.executemany(
+            "insert into corpus values (?, ?, ?, ?::json)",
+            [[f"r{i}", uid, f"2025-01-01T00:00:{i:02d}Z", text]
+             for i, (uid, text) in enumerate(JSON_ITEMS)],
+        )  # fmt: skip
+    src = _source("exposures", "table", dsn=str(source_db), table="corpus")
+    assert plan_source(src, "exposure.v1", tmp_path).stage is not None  # the fast path
+    contents = []
+    for guard in ("off", "flag"):
+        con = duckdb.connect(str(tmp_path / f"table-{guard}.duckdb"))
+        ensure_raw_schema(con)
+        load_tabular_source(con, "exposure.v1", src, "exposures", guard, tmp_path)
+        assert _verdicts(con) == expected
+        contents.append(_contents(con))
+    assert contents[0] == contents[1]
+    # the typed rows equal the JSONL loader's (lineage columns aside)
+    assert [r[1:] for r in contents[0][0]] == [r[1:] for r in jsonl_rows]
+
+
 # --- Postgres ---------------------------------------------------------------------------------
 
 PG_DB = "tabular"
