@@ -747,13 +747,9 @@ class _Fast:
             "target_propensity double)[]"
         )
         if aggregate is None:
-            if "items" not in self.present:
+            if "items" not in self.present or self.item_fields is None:
                 return None
             x = quote_ident(self.present["items"])
-            if self.item_fields is None:
-                if self.types[self.present["items"]].upper() == "JSON":
-                    return self.json_items(x, item_type)
-                return None
             got = self.item(lambda n: f"__i.{quote_ident(n)}", dict(self.item_fields))
             if got is None:
                 return None
@@ -774,49 +770,6 @@ class _Fast:
         pairs = f"list({{'k': {aggregate}, 'i': {struct}}}) filter (where {shown})"
         typed = f"coalesce(list_transform(list_sort({pairs}), lambda __x: __x.i), [])::{item_type}"
         return typed, f"coalesce(bool_and({ok}) filter (where {shown}), true)"
-
-    def json_items(self, x: str, item_type: str) -> tuple[str, str]:
-        """(typed, ok) of items held as JSON (a Postgres json / jsonb column, a DuckDB JSON
-        column: valid JSON by the time SQL sees it). `ok` only when the value is an array of
-        objects whose keys are among the five item fields, each once, with values of the
-        contract's JSON types: a string of minLength for item_id, an integer within BIGINT of
-        the minimum for rank (an integer written `1.0` is not proven), finite numbers of the
-        minimum for the propensities; an absent optional key is fine, a JSON null is not proven.
-        Anything else (extra or repeated keys, other types) takes the validator's path."""
-        spec = self.schema["properties"]["items"]["items"]
-        props, required = spec["properties"], set(spec.get("required", []))
-        known = ("item_id", "rank", "propensity", "logging_propensity", "target_propensity")
-        e = "__e"
-        conds = [
-            f"json_type({e}) = 'OBJECT'",
-            f"len(json_keys({e})) = len(list_distinct(json_keys({e})))",
-            f"list_has_all([{', '.join(_lit(k) for k in known)}], json_keys({e}))",
-        ]
-        parts = []
-        for name in known:
-            prop = props[name]
-            kind = ITEM_FIELDS[name]
-            path = _lit(f"$.{name}")
-            t = f"json_type({e}, {path})"
-            v = f"json_extract_string({e}, {path})"
-            if kind == STRING:
-                typed = v
-                cond = f"{t} = 'VARCHAR' and length({v}) >= {int(prop.get('minLength', 0))}"
-            elif kind == INTEGER:
-                typed = f"try_cast({v} as bigint)"
-                cond = f"{t} in ('BIGINT', 'UBIGINT') and {typed} is not null"
-            else:
-                typed = f"try_cast({v} as double)"
-                cond = f"{t} in ('BIGINT', 'UBIGINT', 'DOUBLE') and isfinite({typed})"
-            if "minimum" in prop:
-                cond += f" and {typed} >= {float(prop['minimum'])!r}"
-            parts.append(f"'{name}': {typed}")
-            conds.append(f"({cond})" if name in required else f"({t} is null or ({cond}))")
-        elements = f"from_json({x}, '[\"JSON\"]')"
-        typed = f"list_transform({elements}, lambda {e}: {{{', '.join(parts)}}})::{item_type}"
-        each = f"list_transform({elements}, lambda {e}: coalesce({' and '.join(conds)}, false))"
-        all_ok = f"coalesce(list_bool_and({each}), true)"
-        return typed, f"({x} is not null and json_type({x}) = 'ARRAY' and {all_ok})"
 
     def row_stage(self, doc: str, key: str, scan: str, direct: bool) -> FastSql | None:
         """Nested rows. `direct` (a position the source gives without numbering the rows:
