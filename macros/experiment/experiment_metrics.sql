@@ -167,3 +167,32 @@
     {{ return(recsys_eval.experiment_metric_names()
         + (recsys_eval.experiment_custom_metric_definitions() | map(attribute='name') | list)) }}
 {%- endmacro %}
+
+
+{% macro experiment_custom_caps(metrics, relation, value_column) -%}
+    {#- The caps of the capped custom metrics among `metrics`, one row per metric (metric, cap): a fixed
+        value (cap_value), or the percentile (cap_percentile, linear interpolation) of `value_column`
+        over the rows of `relation` whose `metric` is that metric; no rows when none is capped. -#}
+    select
+        cast(null as {{ dbt.type_string() }}) as metric,
+        cast(null as {{ recsys_eval.type_double() }}) as cap
+
+    from {{ relation }}
+    where 1 = 0
+    {%- for metric in metrics if metric.cap_percentile is not none or metric.cap_value is not none %}
+
+    union all
+
+    select
+        {{ recsys_eval.string_literal(metric.name) }} as metric,
+        {%- if metric.cap_value is not none %}
+        max({{ recsys_eval.experiment_double_literal(metric.cap_value) }}) as cap
+        {%- else %}
+        cast({{ recsys_eval.percentile_cont(
+            value_column, recsys_eval.experiment_double_literal(metric.cap_percentile)) }} as {{ recsys_eval.type_double() }}) as cap
+        {%- endif %}
+
+    from {{ relation }}
+    where metric = {{ recsys_eval.string_literal(metric.name) }}
+    {%- endfor %}
+{%- endmacro %}

@@ -76,28 +76,7 @@ caps as (
     -- the request-level caps (unit request, count or sum): a fixed value, or the percentile of the
     -- metric's per-request values pooled over every arm and segment (every assigned request,
     -- zeros included)
-    select
-        cast(null as {{ dbt.type_string() }}) as metric,
-        cast(null as {{ double }}) as cap
-
-    from experiment_requests
-    where 1 = 0
-    {%- for metric in request_capped if metric.cap_percentile is not none or metric.cap_value is not none %}
-
-    union all
-
-    select
-        {{ recsys_eval.string_literal(metric.name) }} as metric,
-        {%- if metric.cap_value is not none %}
-        max({{ recsys_eval.experiment_double_literal(metric.cap_value) }}) as cap
-        {%- else %}
-        cast({{ recsys_eval.percentile_cont(
-            'request_numerator', recsys_eval.experiment_double_literal(metric.cap_percentile)) }} as {{ double }}) as cap
-        {%- endif %}
-
-    from request_values
-    where metric = {{ recsys_eval.string_literal(metric.name) }}
-    {%- endfor %}
+    {{ recsys_eval.experiment_custom_caps(request_capped, 'request_values', 'request_numerator') }}
 
 ),
 

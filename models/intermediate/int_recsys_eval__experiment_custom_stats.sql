@@ -125,28 +125,7 @@ user_caps as (
 
     -- the user-level caps (unit user, count or sum): a fixed value, or the percentile of the global
     -- unit values pooled over every arm
-    select
-        cast(null as {{ dbt.type_string() }}) as metric,
-        cast(null as {{ double }}) as cap
-
-    from global_unit_sums
-    where 1 = 0
-    {%- for metric in user_capped if metric.cap_percentile is not none or metric.cap_value is not none %}
-
-    union all
-
-    select
-        {{ recsys_eval.string_literal(metric.name) }} as metric,
-        {%- if metric.cap_value is not none %}
-        max({{ recsys_eval.experiment_double_literal(metric.cap_value) }}) as cap
-        {%- else %}
-        cast({{ recsys_eval.percentile_cont(
-            'numerator_total', recsys_eval.experiment_double_literal(metric.cap_percentile)) }} as {{ double }}) as cap
-        {%- endif %}
-
-    from global_unit_sums
-    where metric = {{ recsys_eval.string_literal(metric.name) }}
-    {%- endfor %}
+    {{ recsys_eval.experiment_custom_caps(user_capped, 'global_unit_sums', 'numerator_total') }}
 
 ),
 
