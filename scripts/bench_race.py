@@ -817,9 +817,12 @@ def markdown(results: list[Result], reference_note: str) -> str:
         f"{rss(r.reference and r.reference.measured)} | {r.load[0]:.1f} |\n"
         for r in results
     )
+    # the legend of a warm time marked (dbt), only when a row has one
     note = (
         "\nwarm (dbt): the repeated run did not replay the plan (the plan key changed between "
         "the runs, e.g. a project file edited, or the simulated interleaving's longest list)\n"
+        if any(not r.warm_replayed for r in results)
+        else ""
     )
     return head + body + note + reference_note
 
