@@ -40,12 +40,21 @@ def tmpdir_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     yield base
 
 
+def _default_signals() -> None:
+    # The child starts as from a terminal: SIGTERM and SIGHUP at their defaults. Under nohup (or any
+    # runner that ignores SIGHUP) the child would inherit SIG_IGN, which the CLI keeps by design
+    # (tempdirs.signals_as_interrupts), and a SIGHUP test would wait for nothing.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def start(code: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", code, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_signals,
     )
 
 
