@@ -94,17 +94,38 @@ TARGET_10M_RSS_GB = 8.0
 # vfork, which shares the parent's), so children of this benchmark, which generates data with
 # DuckDB in-process, would all show at least its peak. The runner is a bare Python started
 # first; every measured child is its child (wall time, os.wait4's CPU time and ru_maxrss).
+# With a "max_rss_kb" (the reference at 10M: its in-memory design can exhaust the machine), the
+# child's resident set (/proc/PID/status VmRSS) is read every 0.2 s and the child is killed with
+# SIGKILL once it is above the cap; the runner then reports "killed".
 RUNNER_CODE = """
-import json, os, subprocess, sys, time
+import json, os, signal, subprocess, sys, time
+def vmrss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for row in f:
+                if row.startswith("VmRSS:"):
+                    return int(row.split()[1])
+    except OSError:
+        pass
+    return 0
 for line in sys.stdin:
     job = json.loads(line)
+    cap = job.get("max_rss_kb") or 0
+    killed = False
     with open(job["log"], "wb") as out:
         t0 = time.perf_counter()
         proc = subprocess.Popen(job["cmd"], env=job["env"], stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG if cap else 0)
+            if pid:
+                break
+            if not killed and vmrss_kb(proc.pid) > cap:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed = True
+            time.sleep(0.2)
         seconds = time.perf_counter() - t0
     print(json.dumps({"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime,
-                      "maxrss_kb": usage.ru_maxrss,
+                      "maxrss_kb": usage.ru_maxrss, "killed": killed,
                       "returncode": os.waitstatus_to_exitcode(status)}), flush=True)
 """
 
@@ -117,16 +138,21 @@ class Runner:
             stdout=subprocess.PIPE,
             text=True,
         )
+        self.killed = False  # the last child was killed above its RSS cap
 
-    def run(self, cmd: list[str], env: dict[str, str], log: Path) -> Measured:
+    def run(
+        self, cmd: list[str], env: dict[str, str], log: Path, max_rss_gb: float = 0
+    ) -> Measured:
+        """Run one child to its end; with max_rss_gb > 0, kill it above that RSS (self.killed)."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        job = {"cmd": cmd, "env": env, "log": str(log)}
+        job = {"cmd": cmd, "env": env, "log": str(log), "max_rss_kb": int(max_rss_gb * GB / 1024)}
         self.proc.stdin.write(json.dumps(job) + "\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
             raise BenchError("the runner process died")
         out = json.loads(line)
+        self.killed = bool(out["killed"])
         return Measured(out["seconds"], out["cpu"], out["maxrss_kb"] * 1024, out["returncode"])
 
     def close(self) -> None:
@@ -138,9 +164,9 @@ class Runner:
 RUNNER: Runner | None = None
 
 
-def run_measured(cmd: list[str], env: dict[str, str], log: Path) -> Measured:
+def run_measured(cmd: list[str], env: dict[str, str], log: Path, max_rss_gb: float = 0) -> Measured:
     assert RUNNER is not None
-    return RUNNER.run(cmd, env, log)
+    return RUNNER.run(cmd, env, log, max_rss_gb)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -591,6 +617,7 @@ def run_limit(mode: str, inputs: Inputs, run_dir: Path, threads: int) -> LimitRu
 class CliRun:
     measured: Measured
     report: dict[str, Any]
+    killed_gb: float = 0.0  # > 0: killed when its RSS went above this many GB (no report)
 
 
 def run_cli(
@@ -603,9 +630,11 @@ def run_cli(
     return CliRun(measured, json.loads(output.read_text()))
 
 
-def run_ours(mode: str, n: int, inputs: Inputs, folder: Path, cache: Path) -> CliRun:
+def run_ours(mode: str, inputs: Inputs, folder: Path, cache: Path) -> CliRun:
     folder.mkdir(parents=True, exist_ok=True)
-    db = folder / f"{mode}-{n}.duckdb"  # the same stem cold and warm: the same plan key
+    # The same stem cold and warm, at every size: the same plan key (a plan does not depend on
+    # the data), so a warm run above --cold-up-to replays the plan of the mode's smaller size.
+    db = folder / f"{mode}.duckdb"
     for stale in (db, Path(f"{db}.wal")):
         stale.unlink(missing_ok=True)
     output = folder / "report.json"
@@ -621,12 +650,21 @@ def run_ours(mode: str, n: int, inputs: Inputs, folder: Path, cache: Path) -> Cl
     return run
 
 
-def run_reference(binary: Path, mode: str, inputs: Inputs, folder: Path) -> CliRun:
+def run_reference(
+    binary: Path, mode: str, inputs: Inputs, folder: Path, max_rss_gb: float
+) -> CliRun:
     folder.mkdir(parents=True, exist_ok=True)
     output = folder / "report.json"
     cmd = [str(binary), "run", "--mode", mode, "--dataset", str(inputs.dataset),
            "--config", str(inputs.config), "--output", str(output)]  # fmt: skip
-    return run_cli(cmd, dict(os.environ), output, folder / "run.log", (0, 2, 3))
+    output.unlink(missing_ok=True)
+    measured = run_measured(cmd, dict(os.environ), folder / "run.log", max_rss_gb)
+    assert RUNNER is not None
+    if RUNNER.killed:
+        return CliRun(measured, {}, killed_gb=max_rss_gb)
+    if measured.returncode not in (0, 2, 3) or not output.exists():
+        raise BenchError(f"{cmd[0]} run exited {measured.returncode}:\n{tail(folder / 'run.log')}")
+    return CliRun(measured, json.loads(output.read_text()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -774,7 +812,7 @@ class Result:
     mode: str
     n: int
     lines: int
-    cold: CliRun
+    cold: CliRun | None  # None: above --cold-up-to (the warm run replays a smaller size's plan)
     warm: CliRun
     limit: LimitRun | None  # None: the tiny dataset (the hand queries fit the generated data)
     reference: CliRun | None
@@ -786,6 +824,19 @@ class Result:
 
 def secs(m: Measured | None) -> str:
     return "skipped" if m is None else f"{m.seconds:.2f} s (cpu {m.cpu_seconds:.1f})"
+
+
+def measured(run: CliRun | LimitRun | None) -> Measured | None:
+    """A run's measurement; None when it was skipped or killed above its RSS cap."""
+    if run is None or getattr(run, "killed_gb", 0):
+        return None
+    return run.measured
+
+
+def ref_secs(run: CliRun | None) -> str:
+    if run is not None and run.killed_gb:
+        return f"killed above {run.killed_gb:g} GB RSS after {run.measured.seconds:.0f} s"
+    return secs(measured(run))
 
 
 def rss(m: Measured | None) -> str:
@@ -807,14 +858,14 @@ def markdown(results: list[Result], reference_note: str) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     body = "".join(
-        f"| {r.mode} | {size_label(r.n)} | {secs(r.cold.measured)} | {secs(r.warm.measured)}"
+        f"| {r.mode} | {size_label(r.n)} | {secs(measured(r.cold))} | {secs(r.warm.measured)}"
         f"{'' if r.warm_replayed else ' (dbt)'} | "
-        f"{secs(r.limit and r.limit.measured)} | {secs(r.reference and r.reference.measured)} | "
-        f"{ratio(r.cold.measured, r.reference and r.reference.measured)} | "
-        f"{ratio(r.warm.measured, r.reference and r.reference.measured)} | "
-        f"{ratio(r.warm.measured, r.limit and r.limit.measured)} | "
-        f"{rss(r.cold.measured)} / {rss(r.warm.measured)} / {rss(r.limit and r.limit.measured)} / "
-        f"{rss(r.reference and r.reference.measured)} | {r.load[0]:.1f} |\n"
+        f"{secs(measured(r.limit))} | {ref_secs(r.reference)} | "
+        f"{ratio(measured(r.cold), measured(r.reference))} | "
+        f"{ratio(r.warm.measured, measured(r.reference))} | "
+        f"{ratio(r.warm.measured, measured(r.limit))} | "
+        f"{rss(measured(r.cold))} / {rss(r.warm.measured)} / {rss(measured(r.limit))} / "
+        f"{rss(measured(r.reference))} | {r.load[0]:.1f} |\n"
         for r in results
     )
     # the legend of a warm time marked (dbt), only when a row has one
@@ -833,14 +884,15 @@ def targets(results: list[Result]) -> list[str]:
         rs = [r for r in results if r.n == n]
         if n in (100_000, 1_000_000):
             for label in ("warm", "cold"):
+                ours = {r.mode: measured(getattr(r, label)) for r in rs}
+                refs = {r.mode: measured(r.reference) for r in rs}
+                if not all(ours.values()):
+                    continue  # the cold runs were skipped at this size
                 slower = [
-                    r.mode
-                    for r in rs
-                    if r.reference
-                    and getattr(r, label).measured.seconds > r.reference.measured.seconds
+                    m for m, o in ours.items() if o and refs[m] and o.seconds > refs[m].seconds
                 ]
                 verdict = "met" if not slower else f"NOT met ({', '.join(slower)})"
-                if not all(r.reference for r in rs):
+                if not all(refs.values()):
                     verdict = "unknown (reference skipped)"
                 out.append(f"{n:,}: every mode no slower than the reference ({label}): {verdict}")
         if n == 0:
@@ -856,7 +908,7 @@ def targets(results: list[Result]) -> list[str]:
                 + ("met" if worst < TARGET_10K_S else "NOT met")
             )
         if n >= 10_000_000:
-            peak = max(max(r.cold.measured.peak_rss_bytes, r.warm.measured.peak_rss_bytes)
+            peak = max(max(m.peak_rss_bytes for m in (measured(r.cold), r.warm.measured) if m)
                        for r in rs)  # fmt: skip
             out.append(
                 f"{n:,}: completes under {TARGET_10M_RSS_GB:g} GB RSS ({peak / GB:.2f} GB): "
@@ -881,6 +933,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, help="None = a temp dir, removed unless --keep")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="print only differing values")
+    parser.add_argument(
+        "--cold-up-to",
+        type=int,
+        default=10**18,
+        metavar="N",
+        help="skip ours cold above N exposures: the warm run replays the plan kept by the same "
+        "mode's cold run at a smaller size of this invocation (a plan does not depend on the data)",
+    )
+    parser.add_argument(
+        "--reference-max-rss-gb",
+        type=float,
+        default=16.0,
+        help="kill the reference above this RSS (its in-memory design can exhaust the machine at "
+        "10M); the table then says so; 0 = no cap",
+    )
     parser.add_argument(
         "--tiny",
         action="store_true",
@@ -918,11 +985,13 @@ def main(argv: list[str] | None = None) -> int:
                       f"(written in {inputs.seconds:.1f} s); load {os.getloadavg()[0]:.1f}",
                       flush=True)  # fmt: skip
                 run_dir = size_dir / mode
-                cold = run_ours(mode, n, inputs, run_dir / "cold", cache)
-                print(f"   ours cold   {secs(cold.measured)}, RSS {rss(cold.measured)} GB",
+                cold = None
+                if n <= args.cold_up_to:
+                    cold = run_ours(mode, inputs, run_dir / "cold", cache)
+                print(f"   ours cold   {secs(measured(cold))}, RSS {rss(measured(cold))} GB",
                       flush=True)  # fmt: skip
                 plans = {p: p.stat().st_mtime_ns for p in (cache / "plans").glob("*.json")}
-                warm = run_ours(mode, n, inputs, run_dir / "warm", cache)
+                warm = run_ours(mode, inputs, run_dir / "warm", cache)
                 # a replay writes no plan; a dbt build writes one (a new key, or the same key
                 # again when the simulated interleaving's guard failed)
                 replayed = bool(plans) and plans == {
@@ -936,21 +1005,25 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"   limit       {secs(limit.measured)}, RSS {rss(limit.measured)} GB "
                           f"(read_json {limit.load_seconds:.2f} s + query "
                           f"{limit.query_seconds:.2f} s)", flush=True)  # fmt: skip
-                ref = run_reference(binary, mode, inputs, run_dir / "reference") if binary else None
-                print(f"   reference   {secs(ref and ref.measured)}, "
-                      f"RSS {rss(ref and ref.measured)} GB", flush=True)  # fmt: skip
+                ref = None
+                if binary:
+                    ref = run_reference(binary, mode, inputs, run_dir / "reference",
+                                        args.reference_max_rss_gb)  # fmt: skip
+                print(f"   reference   {ref_secs(ref)}, RSS {rss(measured(ref))} GB",
+                      flush=True)  # fmt: skip
                 vs_limit = Agreement(args.tolerance)
                 if limit:
                     compare_limit(mode, warm.report, limit, vs_limit)
                 vs_cold = Agreement(args.tolerance)
                 flat_cold: dict[str, Any] = {}
                 flat_warm: dict[str, Any] = {}
-                flat_numbers(cold.report.get(mode), mode, flat_cold, LIST_KEYS)
-                flat_numbers(warm.report.get(mode), mode, flat_warm, LIST_KEYS)
+                if cold:
+                    flat_numbers(cold.report.get(mode), mode, flat_cold, LIST_KEYS)
+                    flat_numbers(warm.report.get(mode), mode, flat_warm, LIST_KEYS)
                 if flat_cold != flat_warm:
                     vs_cold.problems.append("the warm report's numbers differ from the cold's")
                 vs_ref = None
-                if ref:
+                if ref and not ref.killed_gb:
                     vs_ref = Agreement(args.tolerance)
                     compare_reference(mode, warm.report, ref.report, vs_ref)
                 for label, agree in (("vs the DuckDB limit", limit and vs_limit),
