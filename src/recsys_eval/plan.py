@@ -26,10 +26,13 @@ Off with RECSYS_EVAL_PLAN_CACHE=0.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
+import heapq
 import json
 import os
+import queue
 import re
 import stat
 import tempfile
@@ -57,6 +60,7 @@ INTROSPECTION_MACROS = frozenset(
 GUARDED_MACRO = "macro.recsys_eval.compile_time_value"
 GUARD = re.compile(r"/\* recsys_eval\.plan_guard (\{.*?\}) \*/")
 MAX_PLANS = 32
+REPLAY_THREADS = 3  # statements of a replayed plan at a time (see execute)
 
 
 class PlanStale(Exception):
@@ -333,39 +337,125 @@ def _test_message(failures: int, verb: str, condition: str) -> str:
 
 
 def execute(
-    con: Any, steps: list[Step], on_step: Callable[[int, int], None] | None = None
+    con: Any,
+    steps: list[Step],
+    on_step: Callable[[int, int], None] | None = None,
+    threads: int | None = None,
 ) -> list[StepResult]:
     """Run the plan on an open DuckDB connection, as `dbt build` does: each model is created as
     its view or table, each test counted against its thresholds; a node whose upstream failed is
-    skipped. Returns every node's result (failures included, not raised). `on_step(done, total)`
-    is called before the first step and after each one (a progress display)."""
-    results: list[StepResult] = []
+    skipped. Returns every node's result in the plan's order (failures included, not raised).
+    `on_step(done, total)` is called before the first step and after each one (a progress
+    display).
+
+    Independent nodes run at the same time, as dbt's threads do: up to `threads` statements
+    (default REPLAY_THREADS) at once, each on its own cursor of `con` (DuckDB releases the GIL
+    while a statement runs). A node starts only once everything it waits for in dbt build's order
+    has finished (_waits: its parents, and for a model the tests of the models it reads), so the
+    results, skips and failures are those of the serial order. Among the nodes ready to run, the
+    one with the longest chain of nodes waiting behind it goes first."""
+    total = len(steps)
     if on_step is not None:
-        on_step(0, len(steps))
-    broken: set[str] = set()
+        on_step(0, total)
+    if not steps:
+        return []
     by_id = {s.unique_id: s for s in steps}
     waits = _waits(by_id)
-    for step in steps:
-        if waits[step.unique_id] & broken:
-            broken.add(step.unique_id)
-            results.append(StepResult(step.unique_id, "skipped", "an upstream node failed"))
-            if on_step is not None:
-                on_step(len(results), len(steps))
-            continue
+    position = {s.unique_id: i for i, s in enumerate(steps)}
+    waiting_for = {uid: {w for w in need if w in by_id} for uid, need in waits.items()}
+    behind: dict[str, list[str]] = {uid: [] for uid in by_id}
+    for uid, need in waiting_for.items():
+        for other in need:
+            behind[other].append(uid)
+    depth = _chain_lengths(steps, behind)
+    # Schemas first, one at a time: concurrent creations of the same schema would conflict.
+    for database, schema in dict.fromkeys(
+        (s.database, s.schema) for s in steps if s.kind == "model"
+    ):
+        con.execute(f"create schema if not exists {_quote(database)}.{_quote(schema)}")
+
+    n_threads = max(1, min(threads or REPLAY_THREADS, total))
+    results: dict[str, StepResult] = {}
+    broken: set[str] = set()
+    ready = [(-depth[uid], position[uid], uid) for uid, need in waiting_for.items() if not need]
+    heapq.heapify(ready)
+    cursors: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    opened = []
+    for _ in range(n_threads):
+        cur = con.cursor()
+        opened.append(cur)
+        cur.execute("set enable_progress_bar = false")
+        cursors.put(cur)
+
+    def run(step: Step) -> StepResult:
+        cur = cursors.get()
         try:
-            result = _run_model(con, step) if step.kind == "model" else _run_test(con, step)
-        except PlanStale:
-            raise
-        except Exception as exc:  # reported like dbt's runtime errors
-            name = step.unique_id.split(".")[-1]
-            kind = by_id[step.unique_id].kind
-            result = StepResult(step.unique_id, "error", f"Runtime Error in {kind} {name}: {exc}")
-        if result.status in ("error", "fail"):
-            broken.add(step.unique_id)
-        results.append(result)
+            return _run_step(cur, step)
+        finally:
+            cursors.put(cur)
+
+    def finish(uid: str, result: StepResult) -> None:
+        if result.status in ("error", "fail", "skipped"):
+            broken.add(uid)
+        results[uid] = result
+        for other in behind[uid]:
+            waiting_for[other].discard(uid)
+            if not waiting_for[other]:
+                heapq.heappush(ready, (-depth[other], position[other], other))
         if on_step is not None:
-            on_step(len(results), len(steps))
-    return results
+            on_step(len(results), total)
+
+    running: dict[concurrent.futures.Future[StepResult], str] = {}
+    pool = concurrent.futures.ThreadPoolExecutor(n_threads, thread_name_prefix="plan-replay")
+    try:
+        while ready or running:
+            while ready and len(running) < n_threads:
+                uid = heapq.heappop(ready)[2]
+                if waits[uid] & broken:
+                    finish(uid, StepResult(uid, "skipped", "an upstream node failed"))
+                    continue
+                running[pool.submit(run, by_id[uid])] = uid
+            if not running:
+                continue
+            finished, _ = concurrent.futures.wait(
+                running, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            for future in sorted(finished, key=lambda f: position[running[f]]):
+                finish(running.pop(future), future.result())  # PlanStale is raised here
+    except BaseException:
+        for cur in opened:  # stop what still runs (Ctrl-C, a stale plan), then wait for it
+            with contextlib.suppress(Exception):
+                cur.interrupt()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        for cur in opened:
+            with contextlib.suppress(Exception):
+                cur.close()
+    if len(results) != total:  # a cycle: _ordered refuses such a plan when it is made
+        raise ValueError("the plan's nodes wait for each other in a cycle")
+    return [results[s.unique_id] for s in steps]
+
+
+def _chain_lengths(steps: list[Step], behind: dict[str, list[str]]) -> dict[str, int]:
+    """For each node, the length of the longest chain of nodes that wait for it (itself
+    included): the scheduler's priority (the critical path first)."""
+    depth: dict[str, int] = {}
+    for step in reversed(steps):  # the plan's order: whatever waits for a node comes after it
+        uid = step.unique_id
+        depth[uid] = 1 + max((depth.get(other, 0) for other in behind[uid]), default=0)
+    return depth
+
+
+def _run_step(con: Any, step: Step) -> StepResult:
+    """One node; a runtime error becomes its result (as dbt reports it), PlanStale is raised."""
+    try:
+        return _run_model(con, step) if step.kind == "model" else _run_test(con, step)
+    except PlanStale:
+        raise
+    except Exception as exc:  # reported like dbt's runtime errors
+        name = step.unique_id.split(".")[-1]
+        return StepResult(step.unique_id, "error", f"Runtime Error in {step.kind} {name}: {exc}")
 
 
 def check_guards(con: Any, sql: str) -> None:
@@ -381,10 +471,10 @@ def check_guards(con: Any, sql: str) -> None:
 
 
 def _run_model(con: Any, step: Step) -> StepResult:
+    """Create the model's view or table (its schema exists: see execute)."""
     check_guards(con, step.sql)
     relation = ".".join(_quote(p) for p in (step.database, step.schema, step.identifier))
     other = "table" if step.materialized == "view" else "view"
-    con.execute(f"create schema if not exists {_quote(step.database)}.{_quote(step.schema)}")
     con.execute("begin transaction")
     try:
         existing = con.execute(

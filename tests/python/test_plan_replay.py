@@ -232,3 +232,54 @@ def test_plans_are_private_and_can_be_turned_off(tmp_path: Path, monkeypatch) ->
     assert plan.load(folder, "k") is None
     plan.save(folder, "k2", steps)
     assert not (folder / "k2.json").exists()
+
+
+def test_independent_nodes_run_at_the_same_time_in_dbt_builds_order(monkeypatch) -> None:
+    """The executor runs up to `threads` nodes at once, never one before what it waits for (its
+    parents and, for a model, its parents' tests), and returns the serial run's results in the
+    plan's order, skips included."""
+    import threading
+    import time
+
+    steps = []
+    for branch in "abc":
+        m = f"model.p.{branch}"
+        steps += [
+            plan.Step(m, "model", "", (), "table", "memory", "main", branch),
+            plan.Step(f"test.p.{branch}_ok", "test", "", (m,)),
+            plan.Step(f"model.p.{branch}_child", "model", "", (m,), "table", "memory", "main", "x"),
+        ]
+    steps.append(plan.Step("test.p.b_bad", "test", "", ("model.p.b",)))
+    steps = plan._ordered({s.unique_id: s for s in steps}, [s.unique_id for s in steps])
+    waits = plan._waits({s.unique_id: s for s in steps})
+    lock = threading.Lock()
+    running: set[str] = set()
+    finished: set[str] = set()
+    most = 0
+
+    def fake(con, step):
+        nonlocal most
+        with lock:
+            assert waits[step.unique_id] <= finished, step.unique_id
+            running.add(step.unique_id)
+            most = max(most, len(running))
+        time.sleep(0.05)
+        with lock:
+            running.discard(step.unique_id)
+            finished.add(step.unique_id)
+        status = "fail" if step.unique_id == "test.p.b_bad" else "pass"
+        return plan.StepResult(step.unique_id, "success" if step.kind == "model" else status, "")
+
+    monkeypatch.setattr(plan, "_run_step", fake)
+    con = duckdb.connect()
+    seen: list[tuple[int, int]] = []
+    parallel = plan.execute(con, steps, lambda done, total: seen.append((done, total)), threads=3)
+    assert most == 3
+    assert seen == [(i, len(steps)) for i in range(len(steps) + 1)]
+    finished.clear()
+    serial = plan.execute(con, steps, threads=1)
+    assert parallel == serial
+    assert [r.unique_id for r in parallel] == [s.unique_id for s in steps]
+    statuses = {r.unique_id: r.status for r in parallel}
+    assert statuses["model.p.b_child"] == "skipped"  # its parent's test failed
+    assert statuses["model.p.a_child"] == statuses["model.p.c_child"] == "success"
