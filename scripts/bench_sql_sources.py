@@ -11,8 +11,9 @@ column (`--column jsonb|json|text|bytea`), then times
   (b) `recsys_eval.sql_sources.load_sql_source`: the server-side cursor, every row validated
       like a JSONL line, loaded into a fresh DuckDB file with quarantine and ledger.
 
-Prints rows/s for both, the ratio and the peak RSS; checks that every row was loaded or
-quarantined; exits 1 when (b) is below --min-rate rows/s.
+Prints rows/s for both, the ratio, the CPU seconds of each side (this process, its worker
+processes, the Postgres server's backends), the load average before and after, and the peak RSS;
+checks that every row was loaded or quarantined; exits 1 when (b) is below --min-rate rows/s.
 
     .venv/bin/python scripts/bench_sql_sources.py --rows 200000
 """
@@ -20,6 +21,7 @@ quarantined; exits 1 when (b) is below --min-rate rows/s.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import tempfile
@@ -59,15 +61,58 @@ def fill(cluster, column: str, lines: list[bytes]) -> None:
         con.execute("vacuum analyze exposures")
 
 
-def time_copy(cluster) -> tuple[float, int]:
-    """Seconds to read every document with COPY TO STDOUT, and the bytes read."""
-    with cluster.connect() as con, con.cursor() as cur:
+def server_cpu(cluster) -> float:
+    """CPU seconds of the server: the postmaster, its live children and the children it reaped
+    (a backend's CPU moves into the postmaster's cutime when it exits)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    master = int((cluster.folder / "data" / "postmaster.pid").read_text().split()[0])
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == master:
+            total += sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
+        elif int(fields[1]) == master:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+class Cpu:
+    """CPU seconds spent in a block: this process, its reaped children, the server."""
+
+    def __init__(self, cluster) -> None:
+        self.cluster = cluster
+
+    def __enter__(self) -> Cpu:
+        t = os.times()
+        self.start = (t.user + t.system, t.children_user + t.children_system)
+        self.server_start = server_cpu(self.cluster)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        t = os.times()
+        self.own = t.user + t.system - self.start[0]
+        self.children = t.children_user + t.children_system - self.start[1]
+        self.server = server_cpu(self.cluster) - self.server_start
+
+    def __str__(self) -> str:
+        return f"CPU s: own {self.own:.1f}, workers {self.children:.1f}, server {self.server:.1f}"
+
+
+def time_copy(cluster) -> tuple[float, int, Cpu]:
+    """Seconds to read every document with COPY TO STDOUT, the bytes read, the CPU seconds."""
+    with Cpu(cluster) as cpu, cluster.connect() as con, con.cursor() as cur:
         t0 = time.perf_counter()
         n = 0
         with cur.copy(f"copy ({QUERY}) to stdout") as copy:
             for block in copy:
                 n += len(block)
-        return time.perf_counter() - t0, n
+        seconds = time.perf_counter() - t0
+    return seconds, n, cpu
 
 
 def time_load(cluster, folder: Path, fetch_rows: int):
@@ -75,12 +120,14 @@ def time_load(cluster, folder: Path, fetch_rows: int):
     db.unlink(missing_ok=True)
     con = warehouse.connect(db)
     try:
-        t0 = time.perf_counter()
-        result = load_sql_source(
-            con, "exposure.v1", "exposures", "postgres", cluster.dsn(), QUERY,
-            fetch_rows=fetch_rows,
-        )  # fmt: skip
-        return time.perf_counter() - t0, result
+        with Cpu(cluster) as cpu:
+            t0 = time.perf_counter()
+            result = load_sql_source(
+                con, "exposure.v1", "exposures", "postgres", cluster.dsn(), QUERY,
+                fetch_rows=fetch_rows,
+            )  # fmt: skip
+            seconds = time.perf_counter() - t0
+        return seconds, result, cpu
     finally:
         con.close()
 
@@ -110,12 +157,14 @@ def main() -> int:
                 f"{len(lines):,} exposure rows ({sum(map(len, lines)) / len(lines):,.0f} bytes "
                 f"each) in a {args.column} column; setup {time.perf_counter() - t0:.1f} s"
             )
+            load_before = os.getloadavg()
             copies = [time_copy(cluster) for _ in range(args.repeat)]
             loads = [time_load(cluster, folder, args.fetch_rows) for _ in range(args.repeat)]
+            load_after = os.getloadavg()
         finally:
             cluster.stop()
-    copy_s = min(s for s, _ in copies)
-    load_s, result = min(loads, key=lambda x: x[0])
+    copy_s, _, copy_cpu = min(copies, key=lambda x: x[0])
+    load_s, result, load_cpu = min(loads, key=lambda x: x[0])
     n = len(lines)
     if result.lines_read != n or result.rows_loaded + result.rows_quarantined != n:
         print(f"FAIL: {result.lines_read} rows read of {n}", file=sys.stderr)
@@ -123,11 +172,16 @@ def main() -> int:
     copy_rate, load_rate = n / copy_s, n / load_s
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     mb = copies[0][1] / 1e6
-    print(f"COPY ... TO STDOUT:       {copy_s:7.2f} s  {copy_rate:>10,.0f} rows/s  ({mb:,.0f} MB)")
+    print(
+        f"COPY ... TO STDOUT:       {copy_s:7.2f} s  {copy_rate:>10,.0f} rows/s  ({mb:,.0f} MB; "
+        f"{copy_cpu})"
+    )
     print(
         f"postgres source (load):   {load_s:7.2f} s  {load_rate:>10,.0f} rows/s  "
-        f"({result.rows_loaded:,} loaded, {result.rows_quarantined:,} quarantined)"
+        f"({result.rows_loaded:,} loaded, {result.rows_quarantined:,} quarantined; {load_cpu})"
     )
+    before, after = (" ".join(f"{x:.1f}" for x in v) for v in (load_before, load_after))
+    print(f"load average (1, 5, 15 min) before: {before}; after: {after}")
     print(f"ratio load / COPY: {load_rate / copy_rate:.2f}; peak RSS {rss:,.0f} MB")
     if load_rate < args.min_rate:
         print(f"FAIL: {load_rate:,.0f} rows/s < --min-rate {args.min_rate:,.0f}", file=sys.stderr)

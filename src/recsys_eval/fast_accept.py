@@ -105,14 +105,21 @@ def _canonical(schema: dict[str, Any]) -> str:
 
 
 def fast_accept_for(
-    schema: dict[str, Any], event_types: dict[str, str] | None = None
+    schema: dict[str, Any], event_types: dict[str, str] | None = None, *, unique_keys: bool = False
 ) -> Callable[[bytes], bytes | None] | None:
     """`accept(line) -> re-encoded record or None`, or None when the schema is not a bundled
     evaluation contract.
 
     `event_types` (outcome.v1 only: source event name -> click | conversion): a line is accepted
     only when its event_type is one of the names, and re-encoded with the contract's type in its
-    place; any other line falls through (the loader's canonical path quarantines it)."""
+    place; any other line falls through (the loader's canonical path quarantines it).
+
+    `unique_keys`: the caller guarantees that no object of a line repeats a key (a PostgreSQL
+    jsonb value's text: jsonb keeps one value per key). The only use of the re-encoding is then
+    void (`keys_cannot_repeat`), so an accepted line on one line of text is returned as it is
+    (about 5 us less per 1 KB exposure): DuckDB's read_json reads from it the values the
+    decoder accepted (the same numbers, strings and booleans; item keys outside the contract
+    ignored, as the re-encoding drops them). Without event_types only."""
     name = schema.get("$id")
     struct = _STRUCTS.get(name) if isinstance(name, str) else None
     if struct is None:
@@ -140,8 +147,20 @@ def fast_accept_for(
         encoded = encode(record)
         return encoded if keys_cannot_repeat(line, encoded) else None
 
+    def accept_unique(line: bytes) -> bytes | None:
+        try:
+            record = decode(line)
+        except refused:
+            return None
+        ts = record.ts
+        if not is_datetime(ts) or not datetime_in_range(ts):
+            return None
+        if b"\n" in line or b"\r" in line:  # one NDJSON line each: re-encoded
+            return encode(record)
+        return line
+
     if event_types is None:
-        return accept
+        return accept_unique if unique_keys else accept
     # A name with a colon would change the colon count keys_cannot_repeat compares: such lines
     # (rare) take the canonical path.
     mapped = {k: v for k, v in event_types.items() if ":" not in k}

@@ -617,7 +617,12 @@ class _WorkerPool:
     """
 
     def __init__(
-        self, n: int, schema: dict[str, Any], event_types: dict[str, str] | None, key: str
+        self,
+        n: int,
+        schema: dict[str, Any],
+        event_types: dict[str, str] | None,
+        key: str,
+        module: str = "recsys_eval.loader",  # recsys_eval.sql_rows: SQL sources' rows
     ) -> None:
         env = dict(os.environ)
         src_root = str(Path(__file__).resolve().parents[1])
@@ -628,7 +633,7 @@ class _WorkerPool:
         try:
             for _ in range(n):
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "recsys_eval.loader", "--worker"],
+                    [sys.executable, "-m", module, "--worker"],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     env=env,

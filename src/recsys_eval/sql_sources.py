@@ -45,44 +45,45 @@ import orjson
 
 from recsys_eval import loader, privacy, schema_registry, tempdirs
 from recsys_eval.errors import RecsysEvalError
-from recsys_eval.fast_accept import fast_accept_for
 from recsys_eval.loader import (
     _BAD_TS,
     QUARANTINE_COLUMNS,
     RAW_SCHEMA,
     LoadResult,
+    _ChunkResult,
     _ensure_table,
     _fill,
     _fill_batch,
     _insert_sql,
     _new_load_id,
-    _quarantine_entry,
-    _quarantine_long,
+    _Task,
     _ts_of,
     _utcnow,
+    _WorkerPool,
     check_table_name,
     default_table,
     ensure_raw_schema,
     layout_for,
-    source_schema,
 )
 from recsys_eval.redaction import REDACTED, redact_text
-from recsys_eval.validation import (
-    MAX_LINE_BYTES,
-    QUARANTINE_PREFIX_BYTES,
-    RULE_REPRESENTABLE,
-    LineDigest,
-    LineError,
-    RecordValidator,
-    bounded_prefix,
+from recsys_eval.sql_rows import (  # noqa: F401  (_Judge, NULL_*: also used from here)
+    NULL_FRAME,
+    NULL_MESSAGE,
+    ROWS_TASK,
+    RULE_NULL,
+    UNIQUE_ROWS_TASK,
+    _Judge,
+    frame,
+    judge_rows,
 )
+from recsys_eval.validation import RULE_REPRESENTABLE, LineError, bounded_prefix
 
 SQL_TYPES = ("postgres", "duckdb")
 FETCH_ROWS = 5_000  # rows per fetch from the server
-INSERT_ROWS = 500_000  # validated rows per insert into the warehouse
-RULE_NULL = "null"
-NULL_MESSAGE = "the row is NULL: the query's column holds no JSON document"
-NULL_FRAME = b"\xff" * 8
+INSERT_ROWS = 250_000  # validated rows per insert into the warehouse (>= 2 row groups)
+PARALLEL_MIN_ROWS = 20_000  # rows judged in this process before worker processes start
+WORKER_MODULE = "recsys_eval.sql_rows"
+WINDOW_ROWS = 200_000  # rows read ahead of the inserts (in batch files: memory stays bounded)
 
 # Postgres column types whose text is the JSON document (type OIDs), and bytea.
 PG_TEXT_TYPES = {114: "json", 3802: "jsonb", 25: "text", 1043: "varchar", 1042: "bpchar",
@@ -165,14 +166,17 @@ def _duckdb_path(dsn: str, base_dir: Path | None) -> str:
     return str(beside) if beside.exists() else str(path)
 
 
-def iter_postgres(dsn: str, query: str, who: str, fetch_rows: int) -> Iterator[list[Any]]:
+def iter_postgres(
+    dsn: str, query: str, who: str, fetch_rows: int, info: dict[str, Any] | None = None
+) -> Iterator[list[Any]]:
     """Batches of the query's single column, as bytes (None for NULL), in a read-only
     transaction: the query is described first (a cursor that is declared, never fetched: one
     column of a JSON type), then its rows are read with `COPY (<query>) TO STDOUT (FORMAT
     BINARY)`, Postgres's bulk path (about 2 us of server CPU less per jsonb row than FETCH). In
     the binary format each value is the bytes the column's text output would hold (text, json,
     varchar, ... in the client encoding UTF8; bytea raw); a jsonb value is a version byte (1)
-    followed by that text."""
+    followed by that text. `info["unique_keys"]` is set (before the first batch) when the column
+    is jsonb: its text repeats no key."""
     try:
         import psycopg
     except ImportError:  # pragma: no cover - psycopg is a dependency
@@ -213,6 +217,8 @@ def iter_postgres(dsn: str, query: str, who: str, fetch_rows: int) -> Iterator[l
                     "hold a JSON document: json, jsonb, text or bytea"
                 )
             jsonb = oid == PG_JSONB
+            if info is not None:
+                info["unique_keys"] = jsonb
             # The query on lines of its own: a trailing `-- comment` cannot swallow the paren.
             with (
                 conn.cursor() as cur,
@@ -290,21 +296,54 @@ def iter_rows(
     who: str,
     fetch_rows: int = FETCH_ROWS,
     base_dir: Path | None = None,
+    info: dict[str, Any] | None = None,
 ) -> Iterator[list[Any]]:
     if source_type == "postgres":
-        return iter_postgres(dsn, query, who, fetch_rows)
+        return iter_postgres(dsn, query, who, fetch_rows, info)
     if source_type == "duckdb":
         return iter_duckdb(dsn, query, who, fetch_rows, base_dir)
     raise RecsysEvalError(f"{who}: not a SQL source type: {source_type!r}")
 
 
-def prefetched(batches: Iterator[list[Any]], depth: int = 2) -> Iterator[list[Any]]:
-    """The batches, fetched up to `depth` ahead in a thread: the server (or DuckDB) produces the
-    next rows while these are validated. Errors come out in order; stopping early (an error, Ctrl-C)
-    closes the source."""
-    channel: queue.Queue[Any] = queue.Queue(maxsize=depth)
+class _Frames:
+    """The ledger's hash of the rows (their frames, `sql_rows.frame`) and their total bytes."""
+
+    def __init__(self) -> None:
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def update(self, frames: bytes, n_rows: int) -> None:
+        self.sha.update(frames)
+        self.size += len(frames) - 8 * n_rows  # each row's frame has an 8-byte head
+
+    def hexdigest(self) -> str:
+        return self.sha.hexdigest()
+
+
+def _judged(
+    batches: Iterator[list[Any]],
+    judge: _Judge,
+    tmp_dir: str,
+    tally: _Frames,
+    *,
+    pii_mode: str,
+    workers: int | None,
+    setup: tuple[dict[str, Any], dict[str, str] | None, str],
+    window: int,
+    info: dict[str, Any],
+) -> Iterator[_ChunkResult]:
+    """The batches' verdicts (chunk files and counts), in row order.
+
+    A thread reads the batches, hashes their frames into `tally` (the ledger's SHA-256) and
+    hands them on, up to `window` batches ahead, while the caller inserts earlier ones: to
+    `workers` worker processes (sql_rows; None: 2 once the source has had PARALLEL_MIN_ROWS
+    rows, 0: none), else judged in the thread. `info["unique_keys"]` (set by the source before
+    its first batch): no document repeats a key. Errors come out in order; stopping early (an
+    error, Ctrl-C) closes the source and kills the workers."""
+    channel: queue.Queue[Any] = queue.Queue(maxsize=max(1, window))
     stop = threading.Event()
     done = object()
+    pools: list[_WorkerPool] = []
 
     def put(item: Any) -> bool:
         while not stop.is_set():
@@ -317,9 +356,31 @@ def prefetched(batches: Iterator[list[Any]], depth: int = 2) -> Iterator[list[An
 
     def produce() -> None:
         last: Any = done
+        first = 1
         try:
-            for batch in batches:
-                if not put(batch):
+            for index, batch in enumerate(batches, 1):
+                rows = [_as_bytes(v) for v in batch]
+                data = frame(rows)
+                tally.update(data, len(rows))
+                task = _Task(
+                    index, os.path.join(tmp_dir, f"r{index:07d}.frames"), first - 1, len(data),
+                    False, False, tmp_dir, pii_mode,
+                    UNIQUE_ROWS_TASK if info.get("unique_keys") else ROWS_TASK,
+                )  # fmt: skip
+                first += len(rows)
+                wanted = workers if workers is not None else (2 if first > PARALLEL_MIN_ROWS else 0)
+                if wanted and not pools and not stop.is_set():
+                    schema, event_types, key = setup
+                    pools.append(_WorkerPool(wanted, schema, event_types, key, WORKER_MODULE))
+                if pools:
+                    with open(task.path, "wb") as fh:
+                        fh.write(data)
+                    del data
+                    pools[0].submit(task)
+                    item: Any = pools[0]
+                else:
+                    item = judge_rows(judge, rows, task)
+                if not put(item):
                     break
         except BaseException as exc:
             last = exc
@@ -328,19 +389,23 @@ def prefetched(batches: Iterator[list[Any]], depth: int = 2) -> Iterator[list[An
                 batches.close()  # type: ignore[attr-defined]
         put(last)
 
-    thread = threading.Thread(target=produce, name="recsys-eval-sql-fetch", daemon=True)
+    thread = threading.Thread(target=produce, name="recsys-eval-sql-read", daemon=True)
     thread.start()
     try:
         while True:
             item = channel.get()
             if item is done:
-                return
+                break
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            yield item.next_result() if isinstance(item, _WorkerPool) else item
+        if pools:
+            pools[0].close()
     finally:
         stop.set()
         thread.join(timeout=10)
+        for pool in pools:
+            pool.kill()
 
 
 def _as_bytes(value: Any) -> bytes | None:
@@ -355,74 +420,6 @@ def _as_bytes(value: Any) -> bytes | None:
 
 # ---------------------------------------------------------------------------------------------
 # The load
-
-
-class _Judge:
-    """Per-row verdicts, as the JSONL loader's chunk processing gives them for a line."""
-
-    def __init__(
-        self,
-        schema: dict[str, Any],
-        pii_mode: str,
-        event_types: dict[str, str] | None = None,
-        event_types_key: str = "event_types",
-    ) -> None:
-        self.event_types = event_types
-        if event_types is not None:  # the rows as written; a valid one gets the contract's type
-            loader._init_worker(schema, event_types, event_types_key)
-            self.validator = RecordValidator(source_schema(schema, event_types), representable=True)
-        else:
-            self.validator = RecordValidator(schema, representable=True)
-        self.fast = fast_accept_for(schema, event_types)
-        self.pii_mode = pii_mode
-        self.pii: dict[str, int] = {}
-        self.unmapped: dict[str, int] = {}  # event_type name -> rows (with event_types)
-
-    def rows(self, rows: list[bytes | None], first: int) -> tuple[list[bytes], list[bytes]]:
-        """(`{"l": INDEX, "d": DOC}` lines to insert, quarantine entries) for rows first, ..."""
-        out: list[bytes] = []
-        bad: list[bytes] = []
-        guard = self.pii_mode != "off"
-        reject = self.pii_mode == "reject"
-        for offset, row in enumerate(rows):
-            index = first + offset
-            if row is None:
-                bad.append(_quarantine_entry(index, b"", 0, None, [_null_error()]))
-                continue
-            if len(row) > MAX_LINE_BYTES:
-                digest = LineDigest(keep=QUARANTINE_PREFIX_BYTES + 4)
-                digest.update(row)
-                digest.update(b"\n")  # the digest holds back a trailing line ending
-                bad.append(_quarantine_long(index, digest.finish()))
-                continue
-            encoded = self.fast(row) if self.fast is not None else None
-            errors: list[LineError] = []
-            if encoded is None:
-                verdict = self.validator.check(row)
-                if self.event_types is not None:
-                    unmapped: list[str | None] = [None]
-                    verdict = loader._map_event_type(verdict, unmapped)
-                    if unmapped[0] is not None:
-                        self.unmapped[unmapped[0]] = self.unmapped.get(unmapped[0], 0) + 1
-                encoded = verdict.encoded
-                errors = verdict.errors
-            if encoded is None:
-                bad.append(_quarantine_entry(index, row, len(row), None, errors))
-                continue
-            if guard:
-                findings = privacy.scan_line(row)
-                if findings:
-                    privacy.count(findings, self.pii)
-                    if reject:
-                        errs = privacy.line_errors(findings)
-                        bad.append(_quarantine_entry(index, row, len(row), None, errs))
-                        continue
-            out.append(b'{"l":%d,"d":%b}' % (index, encoded))
-        return out, bad
-
-
-def _null_error() -> LineError:
-    return LineError("$", RULE_NULL, NULL_MESSAGE)
 
 
 def load_sql_source(
@@ -442,6 +439,7 @@ def load_sql_source(
     label: str | None = None,
     event_types: dict[str, str] | None = None,
     event_types_key: str = "event_types",
+    workers: int | None = None,
 ) -> LoadResult:
     """Validate and load the rows of one SQL source into `raw.<table>`, in one transaction.
 
@@ -452,7 +450,9 @@ def load_sql_source(
 
     `rows` (batches of documents) replaces the query's rows and `label` the source_file: the
     tabular sources (recsys_eval.tabular_sources) build the documents in SQL. `event_types`
-    (outcome.v1): source event name -> contract type, as for a JSONL file."""
+    (outcome.v1): source event name -> contract type, as for a JSONL file. `workers`: how many
+    worker processes judge the rows (None: 2 once the source has had PARALLEL_MIN_ROWS rows; 0:
+    this process only); the verdicts are the same either way."""
     t0 = time.perf_counter()
     pii = privacy.check_mode(pii_guard)
     ref = schema_registry.resolve(schema_name)
@@ -467,8 +467,10 @@ def load_sql_source(
     judge = _Judge(ref.schema, pii, event_types, event_types_key)
     data_sql, quarantine_sql = _insert_sql(target, layout)
     tmp_dir = tempdirs.create(tempdirs.LOAD_PREFIX)  # swept if we are killed
-    digest = hashlib.sha256()
+    tally = _Frames()
     total_bytes = rows_read = loaded = quarantined = 0
+    pii_counts: dict[str, int] = {}
+    unmapped: dict[str, int] = {}
     saved_order = con.execute("select current_setting('preserve_insertion_order')").fetchone()[0]
     con.execute("set preserve_insertion_order = false")
     con.execute("begin transaction")
@@ -496,34 +498,28 @@ def load_sql_source(
             pending.clear()
             return moved
 
+        info: dict[str, Any] = {}
         if rows is None:
-            rows = iter_rows(source_type, dsn, query, who, fetch_rows, base_dir)
-        batches = prefetched(rows)
-        for n_chunk, batch in enumerate(batches, 1):
-            rows = [_as_bytes(v) for v in batch]
-            for row in rows:
-                if row is None:
-                    digest.update(NULL_FRAME)
-                else:
-                    digest.update(len(row).to_bytes(8, "big"))
-                    digest.update(row)
-                    total_bytes += len(row)
-            out, bad = judge.rows(rows, rows_read + 1)
-            rows_read += len(rows)
-            if out:
-                path = os.path.join(tmp_dir, f"c{n_chunk:07d}.ndjson")
-                with open(path, "wb") as fh:
-                    fh.write(b"\n".join(out) + b"\n")
-                pending.append((path, 0))
-                pending_rows += len(out)
-                loaded += len(out)
-            if bad:
-                qpath = os.path.join(tmp_dir, f"q{n_chunk:07d}.ndjson")
-                with open(qpath, "wb") as fh:
-                    fh.write(b"\n".join(bad) + b"\n")
-                con.execute(_fill(quarantine_sql, qpath, 0), qparams)
-                os.unlink(qpath)
-                quarantined += len(bad)
+            rows = iter_rows(source_type, dsn, query, who, fetch_rows, base_dir, info)
+        verdicts = _judged(
+            rows, judge, str(tmp_dir), tally, pii_mode=pii, workers=workers,
+            setup=(ref.schema, event_types, event_types_key),
+            window=max(4, WINDOW_ROWS // max(1, fetch_rows)), info=info,
+        )  # fmt: skip
+        for res in verdicts:
+            rows_read += res.lines
+            for key, n in res.pii.items():
+                pii_counts[key] = pii_counts.get(key, 0) + n
+            for key, n in res.unmapped.items():
+                unmapped[key] = unmapped.get(key, 0) + n
+            if res.data_path:
+                pending.append((res.data_path, 0))
+                pending_rows += res.valid
+                loaded += res.valid
+            if res.quarantine_path:
+                con.execute(_fill(quarantine_sql, res.quarantine_path, 0), qparams)
+                os.unlink(res.quarantine_path)
+                quarantined += res.quarantined
             if pending_rows >= insert_rows:
                 moved = flush(rows_read)
                 loaded -= moved
@@ -534,7 +530,8 @@ def load_sql_source(
             moved = flush(rows_read)
             loaded -= moved
             quarantined += moved
-        sha = digest.hexdigest()
+        total_bytes = tally.size
+        sha = tally.hexdigest()
         dup = con.execute(
             "select load_id, load_seq, event_types from raw.load_ledger where file_sha256 = ? "
             "and target_table = ? order by load_seq limit 1",
@@ -591,7 +588,7 @@ def load_sql_source(
                 mapping,
                 None
                 if event_types is None
-                else orjson.dumps(judge.unmapped, option=orjson.OPT_SORT_KEYS).decode(),
+                else orjson.dumps(unmapped, option=orjson.OPT_SORT_KEYS).decode(),
             ],
         )
         con.execute("commit")
@@ -625,9 +622,9 @@ def load_sql_source(
         blank_lines=0,
         skipped_duplicate=False,
         seconds=time.perf_counter() - t0,
-        pii_findings=dict(judge.pii),
+        pii_findings=pii_counts,
         end_byte=total_bytes,
-        unmapped_event_types=dict(judge.unmapped),
+        unmapped_event_types=unmapped,
     )
 
 

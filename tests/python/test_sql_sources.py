@@ -438,3 +438,88 @@ def test_the_pii_guard_applies_to_rows(tmp_path: Path) -> None:
         if mode == "reject":
             (line_no, errors) = con.execute("select line_no, errors from raw.quarantine").fetchone()
             assert line_no == 2 and [e["rule"] for e in json.loads(errors)] == ["pii"]
+
+
+def test_postgres_rows_judged_by_worker_processes_keep_their_row_index(pg) -> None:
+    with pg.connect(DB) as pcon:
+        pcon.execute("delete from bad")
+        for i, row in enumerate(BAD_ROWS, 1):
+            pcon.execute("insert into bad values (%s, %s)", [i, row])
+    query = "select doc from bad order by id"
+    con = duckdb.connect()
+    result = load_sql_source(
+        con, "exposure.v1", "exposures", "postgres", pg.dsn(READER, PASSWORD, DB), query,
+        fetch_rows=3, insert_rows=1, workers=2,
+    )  # fmt: skip
+    _check_quarantine(con, describe("postgres", query), result)
+
+
+def _jsonb_corpus() -> list[str]:
+    """Documents whose jsonb text tests what DuckDB reads from it as it is (unique_keys)."""
+    doc = json.loads(GOOD)
+    item = doc["items"][0]
+    variants = [
+        {"latency_ms": 1e2},
+        {"latency_ms": 123456789012345678901234567890},  # an integer literal into a double
+        {"latency_ms": 0.1, "error": True},
+        {"user_id": 'caf\u00e9 "q" \\ \n\t \U0001f600 :', "context": {"k:1": "v\u2028", "": ""}},
+        {"items": [dict(item, note="extra item key", rank=9223372036854775807)]},
+        {"items": [dict(item, propensity=1.7976931348623157e308, target_propensity=5e-324)]},
+        {"items": [dict(item, logging_propensity=1e-7)]},
+        {"ts": "2025-01-01t10:00:00.123456+05:30"},
+        {"ts": "9999-12-31T23:59:59Z", "items": []},
+    ]
+    rows = [json.dumps(dict(doc, request_id=f"r-{k}", **v)) for k, v in enumerate(variants)]
+    rows.append(rows[0].replace('"items"', '"items": 3, "items"', 1))  # jsonb keeps the last
+    rows.append(rows[1].replace('"rank": 1', '"rank": 1.0'))  # jsonb keeps 1.0: the validator
+    rows.append(rows[2].replace('"rank": 1', '"rank": 9223372036854775808'))  # beyond BIGINT
+    rows.append(rows[3].replace('"ts": "', '"ts": "x'))
+    return rows
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_jsonb_documents_are_stored_as_their_text_would_be(pg, workers, monkeypatch) -> None:
+    """A jsonb column's documents (no repeated key: stored as they are, not re-encoded) give the
+    verdicts, rows, quarantine and ledger of the same text from a text column (re-encoded)."""
+    from recsys_eval import sql_sources
+
+    with pg.connect(DB) as pcon:
+        pcon.execute("create table if not exists jsonb_docs (id int primary key, doc jsonb)")
+        pcon.execute("delete from jsonb_docs")
+        for i, row in enumerate(_jsonb_corpus(), 1):
+            pcon.execute("insert into jsonb_docs values (%s, %s)", [i, row])
+        pcon.execute(f"grant select on jsonb_docs to {READER}")
+    kinds: list[str] = []
+    judge_rows = sql_sources.judge_rows
+
+    def spy(judge, rows, task):
+        kinds.append(task.kind)
+        return judge_rows(judge, rows, task)
+
+    monkeypatch.setattr(sql_sources, "judge_rows", spy)
+    loads = {}
+    for query in (
+        "select doc from jsonb_docs order by id",
+        "select doc::text from jsonb_docs order by id",
+    ):
+        con = duckdb.connect()
+        result = load_sql_source(
+            con, "exposure.v1", "exposures", "postgres", pg.dsn(READER, PASSWORD, DB), query,
+            fetch_rows=4, workers=workers,
+        )  # fmt: skip
+        loads[query] = (
+            (result.lines_read, result.rows_loaded, result.rows_quarantined, result.file_sha256),
+            con.execute(
+                "select * exclude (load_id, source_file) from raw.exposures order by line_no"
+            ).fetchall(),
+            con.execute(
+                "select line_no, errors, raw_text, line_bytes, line_sha256 from raw.quarantine "
+                "order by line_no"
+            ).fetchall(),
+        )
+        con.close()
+    jsonb, text = loads.values()
+    assert jsonb == text
+    assert jsonb[0][:3] == (13, 11, 2)  # hand count: the 9 variants, repeated key, 1.0 valid
+    if workers == 0:  # the jsonb batches took the unique-keys path, the text ones did not
+        assert set(kinds) == {"sql_rows_unique_keys", "sql_rows"}
