@@ -36,7 +36,7 @@ import queue
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -331,7 +331,7 @@ def _judged(
     setup: tuple[dict[str, Any], dict[str, str] | None, str],
     window: int,
     info: dict[str, Any],
-) -> Iterator[_ChunkResult]:
+) -> Generator[_ChunkResult, None, None]:
     """The batches' verdicts (chunk files and counts), in row order.
 
     A thread reads the batches, hashes their frames into `tally` (the ledger's SHA-256) and
@@ -473,6 +473,7 @@ def load_sql_source(
     unmapped: dict[str, int] = {}
     saved_order = con.execute("select current_setting('preserve_insertion_order')").fetchone()[0]
     con.execute("set preserve_insertion_order = false")
+    verdicts: Generator[_ChunkResult, None, None] | None = None
     con.execute("begin transaction")
     try:
         seq = int(
@@ -607,6 +608,8 @@ def load_sql_source(
             ) from None
         raise
     finally:
+        if verdicts is not None:  # now, not when the traceback is freed: stops the reading
+            verdicts.close()  # thread and the worker processes
         shutil.rmtree(tmp_dir, ignore_errors=True)
         with contextlib.suppress(duckdb.Error):
             con.execute(f"set preserve_insertion_order = {str(saved_order).lower()}")

@@ -169,3 +169,24 @@ def test_an_error_midway_stops_the_workers_and_writes_nothing(tmp_path: Path) ->
         "+ (select count(*) from raw.load_ledger)"
     ).fetchone()[0]
     assert written == 0
+
+
+def test_a_failed_insert_stops_the_workers_at_once(tmp_path: Path, monkeypatch) -> None:
+    """An error in the inserting thread (here the first insert) stops the reading thread and the
+    workers before the error reaches the caller (not when its traceback is freed)."""
+    db = _source(tmp_path, _exposure_corpus())
+    before = _children()
+
+    def boom(*args: object) -> str:
+        raise RuntimeError("insert failed")
+
+    monkeypatch.setattr(sql_sources, "_fill_batch", boom)
+    con = duckdb.connect()
+    with pytest.raises(RuntimeError, match="insert failed") as caught:
+        load_sql_source(
+            con, "exposure.v1", "src", "duckdb", db, "select doc from t order by id",
+            workers=2, fetch_rows=5, insert_rows=11,
+        )  # fmt: skip
+    assert caught.tb is not None  # the traceback, and so the load's frame, are still alive
+    assert _children() <= before
+    assert con.execute("select count(*) from raw.load_ledger").fetchone()[0] == 0
