@@ -367,8 +367,10 @@ def _judged(
                     False, False, tmp_dir, pii_mode,
                     UNIQUE_ROWS_TASK if info.get("unique_keys") else ROWS_TASK,
                 )  # fmt: skip
+                wanted = workers
+                if wanted is None:  # 2 once PARALLEL_MIN_ROWS rows came before this batch
+                    wanted = 2 if first - 1 >= PARALLEL_MIN_ROWS else 0
                 first += len(rows)
-                wanted = workers if workers is not None else (2 if first > PARALLEL_MIN_ROWS else 0)
                 if wanted and not pools and not stop.is_set():
                     schema, event_types, key = setup
                     pools.append(_WorkerPool(wanted, schema, event_types, key, WORKER_MODULE))

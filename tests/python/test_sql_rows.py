@@ -190,3 +190,22 @@ def test_a_failed_insert_stops_the_workers_at_once(tmp_path: Path, monkeypatch) 
     assert caught.tb is not None  # the traceback, and so the load's frame, are still alive
     assert _children() <= before
     assert con.execute("select count(*) from raw.load_ledger").fetchone()[0] == 0
+
+
+def test_workers_start_only_after_parallel_min_rows(tmp_path: Path, monkeypatch) -> None:
+    """workers=None: a source of at most PARALLEL_MIN_ROWS rows is judged in this process."""
+    monkeypatch.setattr(sql_sources, "PARALLEL_MIN_ROWS", 12)
+    started: list[int] = []
+
+    class Pool:
+        def __init__(self, n: int, *args: object) -> None:
+            started.append(n)
+            raise RuntimeError("worker pool started")
+
+    monkeypatch.setattr(sql_sources, "_WorkerPool", Pool)
+    rows: list[str | None] = [_docs("exposures")[0]] * 13
+    _load(_source(tmp_path, rows[:12], "twelve"), None, 4)  # 3 batches, 12 rows: no pool
+    assert started == []
+    with pytest.raises(RuntimeError, match="worker pool started"):
+        _load(_source(tmp_path, rows, "thirteen"), None, 4)  # the 4th batch: after 12 rows
+    assert started == [2]
