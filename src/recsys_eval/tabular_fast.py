@@ -15,12 +15,15 @@ PII guard on, an event_types mapping) every record takes the validator's path
 (recsys_eval.sql_sources.load_sql_source).
 
 No sort carries the records: ORDER numbers them from their order key and position only (a
-narrow window), and the typed records are written once. Parquet nested rows (the position is the
-file's and the row's number, given by the reader) go from the files into the raw table in one
-INSERT ... SELECT joined to ORDER; other sources (the position is itself a window) and item rows
-(one aggregation per request) are computed once into STAGE, numbered from STAGE's key columns
-and inserted joined by rowid. Documents are built, in a second query, only when some record
-was not proven valid, and only for those records.
+narrow window; for item rows over a narrow aggregation of request_id and the key), and the
+typed records are written once. Parquet nested rows (the position is the file's and the row's
+number, given by the reader) and item rows (one aggregation per request, joined to ORDER by
+request_id) go from the files into the raw table in one INSERT ... SELECT that evaluates each
+record's `ok` once; the records it left out are ORDER's lines not in the raw table (BADLINES, an
+anti-join of two narrow tables), so the source is not judged again to find them. Other sources
+(the position is itself a window) are computed once into STAGE, numbered from STAGE's key
+columns and inserted joined by rowid. Documents are built, in a second query, only when some
+record was not proven valid, and only for those records.
 
 Ledger identity: file_sha256 is the SHA-256 of the records' hashes in order (DuckDB's `hash` of
 the typed columns of a record proven valid, read back from the rows just inserted; the MD5 of
@@ -53,9 +56,11 @@ from recsys_eval.sql_sources import (
 STAGE = "__rse_stage"  # the records' typed columns, when computed before they are numbered
 ORDER = "__rse_order"  # a record's key -> its line_no (the documented order)
 BAD = "__rse_bad"  # line_no and document of the records not proven valid
+BADLINES = "__rse_badlines"  # the line_no of the records the insert left out (`by_lines`)
 LINE = "__rse_line"  # ORDER's line_no column
 ATTACHED = "__rse_src"  # a DuckDB source file, attached read-only to the warehouse
 FETCH = 10_000
+OFFSETS = "@OFFSETS@"  # in FastSql.positional: the list of each file's line_no - row
 
 
 @dataclass
@@ -69,10 +74,31 @@ class FastSql:
     prepare: list[str]
     rows: str
     bad: str
+    # `bad` selects the records whose line_no is in BADLINES (ORDER's lines the insert left
+    # out), filled before it runs; else it finds them itself
+    by_lines: bool = False
+    # Positions of the form (file << 40) + row: `offsets` gives (file, min, max) of line_no - row
+    # per file; when min = max for every file, `positional` (`rows` without the join to ORDER:
+    # line_no = row + the file's offset, the list literal OFFSETS indexed by file + 1) is used.
+    offsets: str | None = None
+    positional: str | None = None
 
 
 def available(plan: Any, pii_guard: str, event_types: dict[str, str] | None) -> bool:
     return plan.stage is not None and pii_guard == "off" and event_types is None
+
+
+def _positional(con: duckdb.DuckDBPyConnection, fast: FastSql, params: list[Any]) -> str | None:
+    """`fast.positional` with its offsets, when every file's rows are in the documented order."""
+    if fast.offsets is None or fast.positional is None:
+        return None
+    spans = con.execute(fast.offsets, params if "$1" in fast.offsets else []).fetchall()
+    if not spans or any(lo != hi for _, lo, hi in spans):
+        return None
+    offsets = ["null"] * (max(int(f) for f, _, _ in spans) + 1)
+    for f, lo, _ in spans:
+        offsets[int(f)] = str(int(lo))
+    return fast.positional.replace(OFFSETS, "[" + ", ".join(offsets) + "]::bigint[]")
 
 
 def load_fast(
@@ -117,15 +143,23 @@ def load_fast(
             for statement in fast.prepare:
                 con.execute(statement, params if "$1" in statement else [])
             # numbered parameters: $1 is the source's (the files), if it has one
-            lineage = [*(params if "$1" in fast.rows else []), load_id, seq, label]
+            rows = _positional(con, fast, params) or fast.rows
+            lineage = [*(params if "$1" in rows else []), load_id, seq, label]
             first = len(lineage) - 2
             fast_rows = con.execute(
                 f"insert into {RAW_SCHEMA}.{target} (load_id, load_seq, source_file, line_no, "
-                f"{columns}) select ${first}, ${first + 1}, ${first + 2}, * from ({fast.rows})",
+                f"{columns}) select ${first}, ${first + 1}, ${first + 2}, * from ({rows})",
                 lineage,
             ).fetchone()[0]
             n = int(con.execute(f"select count(*) from {ORDER}").fetchone()[0])
             if fast_rows < n:  # else no record needs a document
+                if fast.by_lines:
+                    con.execute(
+                        f"create temp table {BADLINES} as select {LINE} from {ORDER} anti join "
+                        f"(select line_no from {RAW_SCHEMA}.{target} where load_id = ?) as r on "
+                        f"r.line_no = {ORDER}.{LINE}",
+                        [load_id],
+                    )
                 con.execute(
                     f"create temp table {BAD} as {fast.bad}", params if "$1" in fast.bad else []
                 )
@@ -182,7 +216,7 @@ def load_fast(
                     f"internal error: counts do not add up for {who} ({n} records, {loaded} "
                     f"loaded, {quarantined} quarantined)"
                 )
-            for temp in (BAD, ORDER, STAGE):
+            for temp in (BAD, BADLINES, ORDER, STAGE):
                 con.execute(f"drop table if exists {temp}")
             con.execute(
                 f"insert into raw.load_ledger ({_LEDGER_COLUMNS}) values "
@@ -200,7 +234,7 @@ def load_fast(
             f"loading {who} failed, nothing was written: {scrub(str(exc), plan.dsn)}"
         ) from None
     finally:
-        for temp in (BAD, ORDER, STAGE):
+        for temp in (BAD, BADLINES, ORDER, STAGE):
             with contextlib.suppress(duckdb.Error):
                 con.execute(f"drop table if exists {temp}")
         if attached:

@@ -568,7 +568,7 @@ def build_query(
     # the rows of the requests SQL did not prove valid (positions keep their relative order)
     bad_rows = (
         f"(select *, {position} as {POS} from {relation} as __rse_r where exists (select 1 from "
-        f"{STAGE} as b where not b.ok and b.rid is not distinct from __rse_r.{rid})) as s"
+        f"{BAD_KEYS} as b where b.{KEY} is not distinct from __rse_r.{rid})) as s"
     )
     plan.stage = fast.item_rows_stage(doc, key, scan, rid, bad_rows)
     return (
@@ -583,7 +583,12 @@ def build_query(
 FAST_SCHEMAS = ("exposure.v1", "outcome.v1", "assignment.v1")
 FastSql = tabular_fast.FastSql
 STAGE, ORDER = tabular_fast.STAGE, tabular_fast.ORDER  # the fast path's temporary tables
+BADLINES = tabular_fast.BADLINES
 KEY, LINE = "__rse_key", "__rse_line"  # ORDER's columns: a record's key, its line_no
+# ORDER's rows of the records the insert left out
+BAD_KEYS = (
+    f"(select o.{KEY}, o.{LINE} from {ORDER} as o semi join {BADLINES} as b on b.{LINE} = o.{LINE})"
+)
 SMALL_INTS = INT_TYPES - {"HUGEINT", "UBIGINT", "UHUGEINT"}
 # RFC 3339 date-times that every checker accepts (a subset of what `format: date-time` allows;
 # anything else takes the validator's path, so the verdicts stay those of the validator).
@@ -784,12 +789,23 @@ class _Fast:
         names = ", ".join(f"c{i}" for i in range(len(cols)))
         number = f"row_number() over (order by k nulls last, {POS}) as {LINE}"
         if direct:
-            join = f"join {ORDER} as o on o.{KEY} = s.{POS}"
+            # `ok` is evaluated once per record: the documents' pass reads only the positions of
+            # the records the insert left out (BADLINES: ORDER's lines not in the raw table)
+            bad_keys = f"{BAD_KEYS} as o"
+            # Rows already in the documented order within each file (line_no - row constant per
+            # file: logs written in time order) get their line_no from the position, no join.
+            row, file = f"({POS} & {(1 << 40) - 1})", f"({POS} >> 40)"
             return FastSql(
                 [f"create temp table {ORDER} as select {POS} as {KEY}, {number} from "
                  f"(select {key} as k, {POS} from {scan})"],
-                f"select o.{LINE}, {typed} from {scan} {join} where {ok}",
-                f"select o.{LINE}, {doc} as doc from {scan} {join} where not {ok}",
+                f"select o.{LINE}, {typed} from {scan} join {ORDER} as o on o.{KEY} = s.{POS} "
+                f"where {ok}",
+                f"select o.{LINE}, {doc} as doc from {scan} join {bad_keys} on o.{KEY} = s.{POS}",
+                by_lines=True,
+                offsets=f"select {KEY} >> 40 as f, min({LINE} - ({KEY} & {(1 << 40) - 1})), "
+                f"max({LINE} - ({KEY} & {(1 << 40) - 1})) from {ORDER} group by f",
+                positional=f"select {row} + list_extract({tabular_fast.OFFSETS}, {file} + 1), "
+                f"{typed} from {scan} where {ok}",
             )  # fmt: skip
         join = f"join {ORDER} as o on o.{KEY} = b.rowid"
         return FastSql(
@@ -803,10 +819,11 @@ class _Fast:
     def item_rows_stage(
         self, doc: str, key: str, scan: str, rid: str, bad_rows: str
     ) -> FastSql | None:
-        """Item rows: one aggregation computes each request's typed columns into a temporary
-        table (a request's fields from its first item by rank, then position: `arg_min_null` on
-        one integer key; its items sorted by that key), the order is numbered over that table's
-        key columns, and the documents of the requests not proven valid are built in a second
+        """Item rows: ORDER numbers the requests from a narrow aggregation (request_id and the
+        least order key); one aggregation computes each request's typed columns (its fields from
+        its first item by rank, then position: `arg_min_null` on one integer key; its items
+        sorted by that key) and `ok`, joined to ORDER by request_id and inserted in the same
+        statement; the documents of the requests not proven valid are built in a second
         statement, for those requests only."""
         if not self.enabled or not {"item_id", "rank"} <= set(self.present):
             return None
@@ -844,23 +861,19 @@ class _Fast:
                 typed.append(f"{got[0]} as c{i}")
                 oks.append(got[1])
         ok = "coalesce(" + " and ".join(oks) + ", false)"
-        grouped = (
-            f"select {', '.join(inner)}, min({key}) as k, {rid} as rid from {scan} group by {rid}"
-        )
+        grouped = f"select {', '.join(inner)}, {rid} as rid from {scan} group by {rid}"
         names = ", ".join(f"c{i}" for i in range(len(typed)))
-        join = f"join {ORDER} as o on o.{KEY} = b.rowid"
         docs = f"select {doc} as doc, {rid} as rid from {bad_rows} group by {rid}"
-        docs = (
-            f"select b.rowid, d.doc from ({docs}) as d join {STAGE} as b on not b.ok and "
-            "b.rid is not distinct from d.rid"
-        )
         return FastSql(
-            [f"create temp table {STAGE} as select {ok} as ok, {', '.join(typed)}, k, rid from "
-             f"({grouped})",
-             f"create temp table {ORDER} as select rowid as {KEY}, row_number() over (order by "
-             f"k nulls last, rid) as {LINE} from {STAGE}"],
-            f"select o.{LINE}, {names} from {STAGE} as b {join} where b.ok",
-            f"select o.{LINE}, b.doc from ({docs}) as b {join}",
+            [f"create temp table {ORDER} as select rid as {KEY}, row_number() over (order by "
+             f"k nulls last, rid) as {LINE} from (select min({key}) as k, {rid} as rid from "
+             f"{scan} group by {rid})"],
+            f"select o.{LINE}, {names} from (select {ok} as ok, {', '.join(typed)}, rid from "
+            f"({grouped})) as b join {ORDER} as o on o.{KEY} is not distinct from b.rid "
+            "where b.ok",
+            f"select b.{LINE}, d.doc from ({docs}) as d join {BAD_KEYS} as b on b.{KEY} is not "
+            "distinct from d.rid",
+            by_lines=True,
         )  # fmt: skip
 
 
