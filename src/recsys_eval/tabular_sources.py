@@ -853,7 +853,10 @@ class _Fast:
                 typed.append(f"null::{table_type or 'timestamp'} as c{i}")
             else:
                 src = self.present[column]
-                inner.append(f"arg_min_null({quote_ident(src)}, {first_key}) as __rse_f{i}")
+                value = f"arg_min_null({quote_ident(src)}, {first_key})"
+                if column == "request_id":  # the group's key: every row's, so the first row's
+                    value = rid
+                inner.append(f"{value} as __rse_f{i}")
                 got = self.scalar(f"__rse_f{i}", self.types[src], FIELDS_KIND[column],
                                   props[column], column in required)  # fmt: skip
                 if got is None:
