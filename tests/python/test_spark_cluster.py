@@ -213,8 +213,8 @@ def test_offline_and_data_quality_marts_equal_duckdb(
 # --- `recsys-eval run --target spark_thrift`: the golden configurations -------------------------
 # Each runs twice through the CLI on the same data, on the cluster and on DuckDB (whose reports the
 # other CLI tests check against the reference's goldens and peer libraries); the two reports must
-# be equal apart from what names the run (run_id, created_at, timings), numbers to 1e-12. The
-# sections the reference's goldens hold are checked against them too.
+# be equal apart from what names the run (RUN_NAMED), numbers to 1e-12. The sections the
+# reference's goldens hold are checked against them too.
 REFERENCE = Path(os.environ.get("RECSYS_EVAL_SHARED", REPO_ROOT.parent / "shared")) / "reference"
 CONFIGS = REPO_ROOT / "configs"
 TINY = ["--dataset", str(CONFIGS / "dataset.tiny.yaml")]
@@ -233,14 +233,25 @@ GOLDEN_RUNS: dict[str, tuple[list[str], str | None]] = {
         ["--mode", "aa-check", *TINY, "--config", str(CONFIGS / "aa-check.demo.yaml")],
         None,
     ),
+    # the reference's golden OPE scenario (test_ope_cli.py: ips and snips to 1e-12)
+    "ope": (["--mode", "ope", *TINY, "--config", str(CONFIGS / "ope.golden.yaml")], "ope"),
+    # the reference's interleaving config: re-simulated team-draft lists from the rankers' lists
+    "interleaving": (
+        ["--dataset", str(CONFIGS / "dataset.interleaving.tiny.yaml"),
+         "--config", str(REFERENCE / "configs" / "interleaving.default.yaml")],
+        "interleaving",
+    ),
+    # the same config with the lists users saw (interleaved_exposure.v1): credited as logged; the
+    # reference's golden report too (test_interleaving_cli.py)
+    "interleaving-logged": (
+        ["--dataset", str(CONFIGS / "dataset.interleaving.logged.tiny.yaml"),
+         "--config", str(REFERENCE / "configs" / "interleaving.default.yaml")],
+        "interleaving",
+    ),
 }  # fmt: skip
-# Not here yet: ope (configs/ope.golden.yaml) and interleaving (the reference's
-# interleaving.default.yaml on configs/dataset.interleaving.tiny.yaml). Both run through the same
-# CLI path, but on this 2-core machine neither build finished: the OPE aggregates'
-# (int_recsys_eval__ope_group_sums, _block_sums) query plans filled the 2 GB driver heap (full
-# garbage collections back to back), and the simulated interleaving build was at 27 of 68 nodes
-# after 13 minutes beside it.
-RUN_NAMED = ("run_id", "created_at", "timings")
+# git_commit too: the checkout's HEAD when each run starts, which moves between the two runs when
+# a commit lands meanwhile (a shared working tree), and names the code, not a computed value
+RUN_NAMED = ("run_id", "created_at", "timings", "git_commit")
 # The one field not held to 1e-12: the sequential SRM's log Bayes factor is a sum of log-gamma
 # values near ln Gamma(10000) ~ 8.2e4 (concentration 10000) that cancel to ~1e-4; a double holds
 # 8.2e4 to 1.5e-11, so DuckDB's lgamma and Spark's Stirling series (macro experiment_log_gamma) each
@@ -315,6 +326,9 @@ def golden_runs(
                 "seconds": time.monotonic() - started,
                 "folder": out.parent,
             }
+            # each run's wall time (pytest -s shows it): what a mode costs the CI step
+            print(f"golden run {mode} on {target}: {results[mode][target]['seconds']:.0f} s "
+                  f"(exit {proc.returncode})", file=sys.stderr, flush=True)  # fmt: skip
         if not done:
             time.sleep(1)
     return results
@@ -363,13 +377,17 @@ def test_golden_report_on_spark_equals_duckdb(
     assert_report_close(got, want)
     assert_report_close(want, got)  # nothing more on either side
     golden_name = GOLDEN_RUNS[mode][1]
-    if golden_name is not None:
+    if golden_name is not None:  # the report's section of that name
         golden = json.loads((REFERENCE / "golden" / f"{golden_name}.json").read_text())
-        key = mode
-        expected = golden[key]
+        expected = golden[golden_name]
         if mode == "offline":  # the baseline block names the golden's own run
             expected = {"metrics": expected["metrics"]}
-        assert_report_close(got[key], expected)  # every field of the golden's, to 1e-12
+        if mode == "ope":  # the golden lists ips and snips (value, variance); we list more
+            ours = {e["name"]: e for e in got["ope"]["estimators"]}
+            for estimator in expected["estimators"]:
+                assert_report_close(ours[estimator["name"]], estimator)
+            expected = {k: v for k, v in expected.items() if k != "estimators"}
+        assert_report_close(got[golden_name], expected)  # every field of the golden's, to 1e-12
         assert_report_close(got["summary"]["cases_evaluated"], golden["summary"]["cases_evaluated"])
     if mode == "offline":
         assert [g["passed"] for g in got["gates"]] == [True]
