@@ -13,7 +13,10 @@ Rows are streamed in batches of `fetch_rows` (Postgres: in a read-only transacti
 described by a declared cursor, then read with `COPY (<query>) TO STDOUT (FORMAT BINARY)`;
 DuckDB: a read-only connection to the database file and `fetchmany`), validated and written to
 the warehouse in inserts of about `insert_rows` rows, so memory stays bounded whatever the query
-returns.
+returns. A thread reads and hashes the batches while the caller's thread inserts; after the first
+PARALLEL_MIN_ROWS rows two worker processes judge the batches (`recsys_eval.sql_rows`), with the
+same verdicts. A jsonb column's accepted documents are stored as their text (no key repeats in
+jsonb, so the re-encoding that only served the repeated-key check is skipped).
 
 One source is one load and one transaction, with a `raw.load_ledger` row like a JSONL file's:
 `file_sha256` is the SHA-256 of the rows' bytes (each row framed as its length, 8 bytes
