@@ -20,7 +20,10 @@ typed records are written once. Parquet nested rows (the position is the file's 
 number, given by the reader) and item rows (one aggregation per request, joined to ORDER by
 request_id) go from the files into the raw table in one INSERT ... SELECT that evaluates each
 record's `ok` once; the records it left out are ORDER's lines not in the raw table (BADLINES, an
-anti-join of two narrow tables), so the source is not judged again to find them. Other sources
+anti-join of two narrow tables), so the source is not judged again to find them. Parquet nested
+rows already in the documented order within each file (line_no - row constant per file, read
+off ORDER: logs written in time order) take line_no from the row's number plus its file's
+offset, so that insert needs no join to ORDER either. Other sources
 (the position is itself a window) are computed once into STAGE, numbered from STAGE's key
 columns and inserted joined by rowid. Documents are built, in a second query, only when some
 record was not proven valid, and only for those records.
