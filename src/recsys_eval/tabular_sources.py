@@ -566,11 +566,15 @@ def build_query(
     doc = f"'{{' || concat_ws(',', {', '.join(parts)}) || '}}'"
     rid = quote_ident(present["request_id"])
     # the rows of the requests SQL did not prove valid (positions keep their relative order)
+    direct = plan.position is not None  # a columnar source: its narrow scans are cheap
+    bad_keys = (
+        f"{BAD_KEYS} as b where b.{KEY}" if direct else f"{STAGE} as b where not b.ok and b.rid"
+    )
     bad_rows = (
         f"(select *, {position} as {POS} from {relation} as __rse_r where exists (select 1 from "
-        f"{BAD_KEYS} as b where b.{KEY} is not distinct from __rse_r.{rid})) as s"
+        f"{bad_keys} is not distinct from __rse_r.{rid})) as s"
     )
-    plan.stage = fast.item_rows_stage(doc, key, scan, rid, bad_rows)
+    plan.stage = fast.item_rows_stage(doc, key, scan, rid, bad_rows, direct)
     return (
         f"select doc from (select {doc} as doc, min({key}) as k, {rid} as rid from {scan} "
         f"group by {rid}) order by k nulls last, rid"
@@ -817,14 +821,17 @@ class _Fast:
         )  # fmt: skip
 
     def item_rows_stage(
-        self, doc: str, key: str, scan: str, rid: str, bad_rows: str
+        self, doc: str, key: str, scan: str, rid: str, bad_rows: str, direct: bool
     ) -> FastSql | None:
-        """Item rows: ORDER numbers the requests from a narrow aggregation (request_id and the
-        least order key); one aggregation computes each request's typed columns (its fields from
-        its first item by rank, then position: `arg_min_null` on one integer key; its items
-        sorted by that key) and `ok`, joined to ORDER by request_id and inserted in the same
-        statement; the documents of the requests not proven valid are built in a second
-        statement, for those requests only."""
+        """Item rows: one aggregation computes each request's typed columns (its fields from its
+        first item by rank, then position: `arg_min_null` on one integer key; its items sorted by
+        that key) and `ok`. `direct` (Parquet: a narrow scan reads two columns): ORDER numbers
+        the requests from a narrow aggregation (request_id and the least order key) and the
+        aggregation is joined to ORDER by request_id and inserted in the same statement.
+        Otherwise (a CSV or Postgres staging file, a table: every scan reads whole rows) the
+        aggregation is computed once into a temporary table and numbered over its key columns.
+        The documents of the requests not proven valid are built in a second statement, for
+        those requests only."""
         if not self.enabled or not {"item_id", "rank"} <= set(self.present):
             return None
         rank = quote_ident(self.present["rank"])
@@ -867,6 +874,24 @@ class _Fast:
         grouped = f"select {', '.join(inner)}, {rid} as rid from {scan} group by {rid}"
         names = ", ".join(f"c{i}" for i in range(len(typed)))
         docs = f"select {doc} as doc, {rid} as rid from {bad_rows} group by {rid}"
+        if not direct:
+            join = f"join {ORDER} as o on o.{KEY} = b.rowid"
+            docs = (
+                f"select b.rowid, d.doc from ({docs}) as d join {STAGE} as b on not b.ok and "
+                "b.rid is not distinct from d.rid"
+            )
+            grouped = (
+                f"select {', '.join(inner)}, min({key}) as k, {rid} as rid from {scan} "
+                f"group by {rid}"
+            )
+            return FastSql(
+                [f"create temp table {STAGE} as select {ok} as ok, {', '.join(typed)}, k, rid "
+                 f"from ({grouped})",
+                 f"create temp table {ORDER} as select rowid as {KEY}, row_number() over (order "
+                 f"by k nulls last, rid) as {LINE} from {STAGE}"],
+                f"select o.{LINE}, {names} from {STAGE} as b {join} where b.ok",
+                f"select o.{LINE}, b.doc from ({docs}) as b {join}",
+            )  # fmt: skip
         return FastSql(
             [f"create temp table {ORDER} as select rid as {KEY}, row_number() over (order by "
              f"k nulls last, rid) as {LINE} from (select min({key}) as k, {rid} as rid from "

@@ -102,10 +102,13 @@ def test_rows_out_of_order_are_joined_to_their_lines(tmp_path, minutes):
     assert [n for n, *_ in fast[1]] == sorted(lines[r] for r in bad)
 
 
-def test_item_rows_left_out_are_found_by_their_lines(tmp_path):
-    """Item rows over two files, rows of a request split between them and out of rank order, a
-    NULL request_id, a request whose first item (by rank) has another user_id, bad requests:
-    the fast path stores what the validator's path stores, in the same lines."""
+@pytest.mark.parametrize("typ", ["parquet", "table"])
+def test_item_rows_left_out_are_found_by_their_lines(tmp_path, typ):
+    """Item rows over two files (or one DuckDB table holding both in that order), rows of a
+    request split between them and out of rank order, a NULL request_id, a request whose first
+    item (by rank) has another user_id, bad requests: the fast path (Parquet: numbered from a
+    narrow aggregation, inserted joined by request_id; a table: staged) stores what the
+    validator's path stores, in the same lines."""
     ts = "timestamp '2025-01-01' + to_minutes({})"
     duckdb.execute(
         "copy (select * from (values "
@@ -121,6 +124,14 @@ def test_item_rows_left_out_are_found_by_their_lines(tmp_path):
         f"v(request_id, user_id, ts, item_id, rank)) to '{tmp_path / 'rows-2.parquet'}'"
     )
     src = _source(path="rows-*.parquet", layout="item_rows")
+    if typ == "table":
+        db = tmp_path / "rows.duckdb"
+        with duckdb.connect(str(db)) as con:
+            con.execute(f"create table t as from read_parquet('{tmp_path / 'rows-1.parquet'}')")
+            con.execute(f"insert into t from read_parquet('{tmp_path / 'rows-2.parquet'}')")
+        src = Source("exposures", "table", None, str(db), None,
+                     options={"type": "table", "dsn": str(db), "table": "t", "layout": "item_rows"})  # fmt: skip
+    assert plan_source(src, "exposure.v1", tmp_path).stage is not None
     fast, validator = _both_paths(tmp_path, src)
     assert fast == validator
     # hand-derived: requests by their least ts, then request_id: q5 (0), NULL (1), q2 (2),
