@@ -15,18 +15,18 @@ PII guard on, an event_types mapping) every record takes the validator's path
 (recsys_eval.sql_sources.load_sql_source).
 
 No sort carries the records: ORDER numbers them from their order key and position only (a
-narrow window; for item rows over a narrow aggregation of request_id and the key), and the
-typed records are written once. Parquet nested rows (the position is the file's and the row's
-number, given by the reader) and item rows (one aggregation per request, joined to ORDER by
-request_id) go from the files into the raw table in one INSERT ... SELECT that evaluates each
-record's `ok` once; the records it left out are ORDER's lines not in the raw table (BADLINES, an
-anti-join of two narrow tables), so the source is not judged again to find them. Parquet nested
-rows already in the documented order within each file (line_no - row constant per file, read
-off ORDER: logs written in time order) take line_no from the row's number plus its file's
-offset, so that insert needs no join to ORDER either. Other sources
-(the position is itself a window) are computed once into STAGE, numbered from STAGE's key
-columns and inserted joined by rowid. Documents are built, in a second query, only when some
-record was not proven valid, and only for those records.
+narrow window; for Parquet item rows over a narrow aggregation of request_id and the key), and
+the typed records are written once. Parquet nested rows (the position is the file's and the
+row's number, given by the reader) and Parquet item rows (one aggregation per request, joined
+to ORDER by request_id) go from the files into the raw table in one INSERT ... SELECT that
+evaluates each record's `ok` once; the records it left out are ORDER's lines not in the raw
+table (BADLINES, an anti-join of two narrow tables), so the source is not judged again to find
+them. Parquet nested rows already in the documented order within each file (line_no - row
+constant per file, read off ORDER: logs written in time order) take line_no from the row's
+number plus its file's offset, so that insert needs no join to ORDER either. Other sources (the
+position is itself a window; every scan reads whole rows) are computed once into STAGE,
+numbered from STAGE's key columns and inserted joined by rowid. Documents are built, in a
+second query, only when some record was not proven valid, and only for those records.
 
 Ledger identity: file_sha256 is the SHA-256 of the records' hashes in order (DuckDB's `hash` of
 the typed columns of a record proven valid, read back from the rows just inserted; the MD5 of
