@@ -86,9 +86,10 @@ def cluster_pids(state: Path) -> list[int]:
         while todo:
             current = todo.pop()
             pids.append(current)
-            children = Path(f"/proc/{current}/task/{current}/children")
-            with contextlib.suppress(OSError):
-                todo += [int(c) for c in children.read_text().split()]
+            # a JVM starts its children (a worker's executors) from any of its threads
+            for children in Path(f"/proc/{current}/task").glob("*/children"):
+                with contextlib.suppress(OSError):
+                    todo += [int(c) for c in children.read_text().split()]
     return pids
 
 
