@@ -136,24 +136,25 @@ def fast_accept_for(
     # RecursionError: msgspec stops at a nesting depth the canonical path then reports.
     refused = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
-    def accept(line: bytes) -> bytes | None:
+    def decoded(line: bytes) -> Any:
+        """The line's record when it decodes and its ts is a date-time in range, else None."""
         try:
             record = decode(line)
         except refused:
             return None
         ts = record.ts
-        if not is_datetime(ts) or not datetime_in_range(ts):
+        return record if is_datetime(ts) and datetime_in_range(ts) else None
+
+    def accept(line: bytes) -> bytes | None:
+        record = decoded(line)
+        if record is None:
             return None
         encoded = encode(record)
         return encoded if keys_cannot_repeat(line, encoded) else None
 
     def accept_unique(line: bytes) -> bytes | None:
-        try:
-            record = decode(line)
-        except refused:
-            return None
-        ts = record.ts
-        if not is_datetime(ts) or not datetime_in_range(ts):
+        record = decoded(line)
+        if record is None:
             return None
         if b"\n" in line or b"\r" in line:  # one NDJSON line each: re-encoded
             return encode(record)

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -692,25 +692,39 @@ class _WorkerPool:
                         pipe.close()
 
 
-def _worker_main() -> int:
-    """Worker process: first stdin line is the schema (and mapping), then one task per line."""
+def serve_worker(handle: Callable[[dict[str, Any], bytes], Any], who: str) -> int:
+    """A worker process's loop (this loader's and the SQL sources'): the first stdin line is the
+    setup (schema, mapping, key), then one task a line; each answer is one stdout line,
+    {"ok": <handle's dataclass as a dict>} or {"error": <message>}."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and kills us
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     first = stdin.readline()
     if not first:
         return 0
     setup = orjson.loads(first)
-    _init_worker(setup["schema"], setup["event_types"], setup["key"])
     for line in stdin:
         try:
-            result: dict[str, Any] = {"ok": asdict(_process_chunk(_Task(**orjson.loads(line))))}
+            result: dict[str, Any] = {"ok": asdict(handle(setup, line))}
         except RecsysEvalError as exc:
             result = {"error": str(exc)}
         except Exception as exc:
-            result = {"error": f"loader worker failed: {type(exc).__name__}: {exc}"}
+            result = {"error": f"{who} failed: {type(exc).__name__}: {exc}"}
         stdout.write(orjson.dumps(result) + b"\n")
         stdout.flush()
     return 0
+
+
+def _worker_main() -> int:
+    """Worker process: first stdin line is the schema (and mapping), then one task per line."""
+    ready: list[bool] = []
+
+    def handle(setup: dict[str, Any], line: bytes) -> _ChunkResult:
+        if not ready:
+            _init_worker(setup["schema"], setup["event_types"], setup["key"])
+            ready.append(True)
+        return _process_chunk(_Task(**orjson.loads(line)))
+
+    return serve_worker(handle, "loader worker")
 
 
 def _find_newline(fh: Any, start: int, stop: int) -> int:

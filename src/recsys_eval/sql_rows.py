@@ -18,9 +18,7 @@ therefore the same whichever process judges a batch.
 from __future__ import annotations
 
 import os
-import signal
 import sys
-from dataclasses import asdict
 from typing import Any
 
 import orjson
@@ -188,26 +186,17 @@ def judge_file(judge: _Judge, task: _Task) -> _ChunkResult:
 
 def _worker_main() -> int:
     """Worker process: the first stdin line is the schema (and mapping), then one task a line."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and kills us
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    first = stdin.readline()
-    if not first:
-        return 0
-    setup = orjson.loads(first)
-    judge: _Judge | None = None
-    for line in stdin:
-        try:
-            task = _Task(**orjson.loads(line))
-            if judge is None:
-                judge = _Judge(setup["schema"], task.pii_mode, setup["event_types"], setup["key"])
-            result: dict[str, Any] = {"ok": asdict(judge_file(judge, task))}
-        except RecsysEvalError as exc:
-            result = {"error": str(exc)}
-        except Exception as exc:
-            result = {"error": f"SQL source worker failed: {type(exc).__name__}: {exc}"}
-        stdout.write(orjson.dumps(result) + b"\n")
-        stdout.flush()
-    return 0
+    judges: list[_Judge] = []  # made on the first task (its PII mode)
+
+    def handle(setup: dict[str, Any], line: bytes) -> Any:
+        task = _Task(**orjson.loads(line))
+        if not judges:
+            judges.append(
+                _Judge(setup["schema"], task.pii_mode, setup["event_types"], setup["key"])
+            )
+        return judge_file(judges[0], task)
+
+    return loader.serve_worker(handle, "SQL source worker")
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:
